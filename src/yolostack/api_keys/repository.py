@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from yolostack.core.repository import Repository
+from yolostack.tables import Account, ApiKey
+
+
+class ApiKeyRepository(Repository):
+    async def get_with_account_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
+        statement = (
+            select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).where(ApiKey.key_hash == key_hash)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def list_active(self, account_id: str) -> Sequence[ApiKey]:
+        statement = (
+            select(ApiKey)
+            .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def get_active(self, account_id: str, key_id: str) -> ApiKey | None:
+        statement = select(ApiKey).where(
+            ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)
+        )
+        return await self.session.scalar(statement)
+
+    async def get_any_active(self, key_id: str) -> ApiKey | None:
+        """Any account's key: only for the operator's CLI, never for a request."""
+        return await self.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        return key

@@ -1,0 +1,106 @@
+"""``create_app()``: lifespan, middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from yolostack import __version__
+from yolostack.api import api_router
+from yolostack.auth.ratelimit import RateLimiter, RateLimitResult, create_rate_limiter
+from yolostack.config import Settings, get_settings
+from yolostack.core.db import Database
+from yolostack.core.errors import install_error_handlers
+from yolostack.trash.service import trash as trash_service
+from yolostack.trash.tasks import purge_expired_trash
+from yolostack.worker.periodic import PeriodicTask
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.resolved_database_url)
+        limiter = create_rate_limiter(settings.redis_url)
+        app.state.database = database
+        app.state.rate_limiter = limiter
+        trash_service.retention = timedelta(days=settings.trash.retention_days)
+        purge = PeriodicTask(
+            "trash.purge", settings.trash.purge_interval_seconds, lambda: purge_expired_trash(database)
+        )
+        purge.start()
+        try:
+            yield
+        finally:
+            await purge.stop()
+            await limiter.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="yolostack",
+        version=__version__,
+        summary="Self-hosted Ultralytics Platform and HUB Inference API",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+        # The SDK does not follow redirects: never answer with a 3xx to add or drop a slash.
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.middleware("http")(_request_context)
+    app.include_router(api_router)
+    _add_health_routes(app)
+    return app
+
+
+async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """A request id on every response, and the key's rate-limit headers on every limited one."""
+    request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
+    response = await call_next(request)
+    response.headers["x-request-id"] = request_id
+    result: RateLimitResult | None = getattr(request.state, "rate_limit", None)
+    if result is not None:
+        for name, value in result.headers().items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, object]:
+        """Liveness: the process answers."""
+        return {"success": True, "status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["health"], response_model=None)
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the database (and Redis, when configured) answer."""
+        checks: dict[str, str] = {}
+        database: Database = request.app.state.database
+        try:
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unavailable"
+        limiter: RateLimiter = request.app.state.rate_limiter
+        ping = getattr(limiter, "ping", None)
+        if ping is not None:
+            try:
+                await ping()
+                checks["redis"] = "ok"
+            except Exception:
+                checks["redis"] = "unavailable"
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"success": ok, "status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )

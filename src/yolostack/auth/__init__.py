@@ -1,0 +1,1 @@
+"""Who is calling: API key lookup, scopes, plans and rate limits."""

@@ -1,0 +1,179 @@
+"""``yolostack serve | users | keys``: run the server and manage accounts and keys from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yolostack.account.service import account as account_service
+from yolostack.api_keys.repository import ApiKeyRepository
+from yolostack.api_keys.service import api_key as api_key_service
+from yolostack.auth.scopes import Scope
+from yolostack.config import Settings, get_settings
+from yolostack.core import db
+from yolostack.core.errors import AppError
+from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.tables import Account, Plan
+
+app = typer.Typer(help="yolostack: self-hosted Ultralytics Platform and HUB Inference API.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run ``work`` in one committed transaction; an AppError becomes a clean exit 1."""
+    db.upgrade(settings.resolved_database_url)
+
+    async def main() -> T:
+        database = db.Database(settings.resolved_database_url)
+        try:
+            async with database.sessionmaker() as session, session.begin():
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AppError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from error
+
+
+async def _bootstrap_admin(session: AsyncSession, username: str) -> str | None:
+    """On the very first start create the admin account and return its first key (shown once)."""
+    if await account_service.count(session) > 0:
+        return None
+    admin = await account_service.create(
+        session, username=username, name="Administrator", plan=Plan.enterprise, is_admin=True
+    )
+    _, plaintext = await api_key_service.issue(session, admin, name="first key (created on first start)")
+    return plaintext
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
+    public_url: Annotated[str | None, typer.Option(help="Origin clients use, if not http://host:port")] = None,
+) -> None:
+    """Migrate the database, create the admin on first start, and serve the API."""
+    overrides = {
+        key: value for key, value in {"host": host, "port": port, "public_url": public_url}.items() if value
+    }
+    settings = Settings(**overrides) if overrides else get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
+    typer.echo(f"yolostack {settings.environment} · database {_redacted(settings.resolved_database_url)}")
+    if first_key is not None:
+        typer.echo(f"Created admin account '{settings.admin_username}'. Its API key (shown only this once):")
+        typer.echo(f"  API key: {first_key}")
+    typer.echo(f"Serving on {settings.base_url}  (API docs: {settings.base_url}/api/docs)")
+    typer.echo(f"  export ULTRALYTICS_PLATFORM_URL={settings.base_url}")
+    from yolostack.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _redacted(url: str) -> str:
+    """Hide the password in a database URL before printing it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, location = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
+
+
+@users_app.command("create")
+def create_user(
+    username: Annotated[str, typer.Argument(help="Lowercase letters, digits and hyphens")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    plan: Annotated[Plan, typer.Option(help="Plan, which sets the rate limits")] = Plan.free,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator")] = False,
+) -> None:
+    """Create an account and print its first API key (shown once)."""
+
+    async def work(session: AsyncSession) -> tuple[Account, str]:
+        account = await account_service.create(session, username=username, name=name, plan=plan, is_admin=admin)
+        _, plaintext = await api_key_service.issue(session, account, name="first key")
+        return account, plaintext
+
+    account, plaintext = _run_in_session(get_settings(), work)
+    typer.echo(f"Created {account.username} ({account.id}, plan {account.plan})")
+    typer.echo(f"API key (shown only this once): {plaintext}")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List accounts."""
+    accounts = _run_in_session(get_settings(), account_service.list)
+    for account in accounts:
+        role = "admin" if account.is_admin else "user"
+        typer.echo(f"{account.id}  {account.username:<24} {account.plan:<10} {role}")
+
+
+@keys_app.command("create")
+def create_key(
+    user: Annotated[str, typer.Option("--user", help="Username that owns the key")],
+    name: Annotated[str, typer.Option(help="What the key is for")],
+    scope: Annotated[list[Scope] | None, typer.Option(help="Repeat to grant several; none = full rights")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days")] = None,
+) -> None:
+    """Create an API key and print it (shown once)."""
+
+    async def work(session: AsyncSession) -> str:
+        account = await account_service.get_by_username(session, user)
+        expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+        _, plaintext = await api_key_service.issue(
+            session, account, name=name, scopes=[str(item) for item in scope or []], expires_at=expires_at
+        )
+        return plaintext
+
+    typer.echo(f"API key (shown only this once): {_run_in_session(get_settings(), work)}")
+
+
+@keys_app.command("list")
+def list_keys(user: Annotated[str, typer.Option("--user", help="Username")]) -> None:
+    """List a user's active keys (prefixes only)."""
+
+    async def work(session: AsyncSession) -> list[str]:
+        account = await account_service.get_by_username(session, user)
+        keys = await api_key_service.list(session, account.id)
+        return [
+            f"{key.id}  {key.key_prefix}…  {key.name}  scopes={','.join(key.scopes) or 'all'}"
+            f"  expires={isoformat(key.expires_at) or 'never'}  last_used={isoformat(key.last_used_at) or 'never'}"
+            for key in keys
+        ]
+
+    for line in _run_in_session(get_settings(), work):
+        typer.echo(line)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")]) -> None:
+    """Revoke a key by id; it stops working at once."""
+
+    async def work(session: AsyncSession) -> str:
+        found = await ApiKeyRepository(session).get_any_active(key_id)
+        if found is None:
+            raise AppError(f"no active key '{key_id}'")
+        key = await api_key_service.revoke(session, found.account_id, key_id)
+        return key.name
+
+    typer.echo(f"Revoked {key_id} ({_run_in_session(get_settings(), work)})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""One typed Settings object, read from the environment (prefix ``YOLOSTACK_``) and validated at start."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+class PlanLimits(BaseModel):
+    """Requests allowed per API key within each window."""
+
+    per_minute: int = Field(ge=1)
+    per_day: int = Field(ge=1)
+
+
+class RateLimitSettings(BaseModel):
+    """Spec §4: per key, by the owner's plan; enterprise limits are the operator's choice."""
+
+    free: PlanLimits = PlanLimits(per_minute=60, per_day=1_000)
+    pro: PlanLimits = PlanLimits(per_minute=300, per_day=50_000)
+    enterprise: PlanLimits = PlanLimits(per_minute=3_000, per_day=1_000_000)
+    hub_per_hour: int = Field(default=100, ge=1)
+
+
+class TrashSettings(BaseModel):
+    retention_days: int = Field(default=30, ge=1)
+    purge_interval_seconds: int = Field(default=3600, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="YOLOSTACK_",
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    region: str = "local"
+    admin_username: str = "admin"
+    # When the server runs several worker processes the limiter must share its state (spec §4).
+    workers: int = Field(default=1, ge=1)
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    trash: TrashSettings = TrashSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_driver(cls, value: str | None) -> str | None:
+        """Accept the plain URLs users paste and pick the async driver ourselves."""
+        if value is None:
+            return None
+        for plain in ("postgres://", "postgresql://"):
+            if value.startswith(plain):
+                return "postgresql+asyncpg://" + value.removeprefix(plain)
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
+        return value
+
+    @model_validator(mode="after")
+    def _shared_state_for_many_workers(self) -> Settings:
+        if self.workers > 1 and self.redis_url is None:
+            raise ValueError("YOLOSTACK_WORKERS > 1 needs YOLOSTACK_REDIS_URL: rate limits must be shared")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'yolostack.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        """The absolute origin that clients reach this server at (for links and signed URLs)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Domain-free kit: database, errors, response dialects, ids, crypto, pagination."""

@@ -1,0 +1,149 @@
+"""Typed errors and the one handler that renders every failure in the spec's error shape (spec §3)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A failure the caller can act on; carries its HTTP status and the spec's error code."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "VALIDATION_ERROR"
+    default_message = "Invalid request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+    default_message = "Invalid or missing API key"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message, details=details, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "FORBIDDEN"
+    default_message = "Insufficient permissions"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "NOT_FOUND"
+    default_message = "Resource not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "CONFLICT"
+    default_message = "Resource already exists"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "Payload too large"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "RATE_LIMITED"
+    default_message = "Too many requests"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(error: AppError) -> JSONResponse:
+    return JSONResponse(
+        error_body(error.code, error.message, error.details),
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
+_STATUS_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        # Drop "body"/"query" prefixes so the field reads as the client sent it.
+        location = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+        details.append({"field": ".".join(location), "message": str(err.get("msg", "invalid"))})
+    return details
+
+
+async def _handle_app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc)
+
+
+async def _handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    first = details[0] if details else {"field": "", "message": "invalid"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return JSONResponse(error_body("VALIDATION_ERROR", message, details), status_code=422)
+
+
+async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "ERROR")
+    return JSONResponse(
+        error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Never leak a traceback or a path; the log has the details.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("INTERNAL_ERROR", "Internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _handle_app_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,111 @@
+"""Seed routes address projects by id, client routes by ``{owner}/{slug}``; one segment with ``_`` is an id."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from yolostack.auth.dependencies import ProjectsAuth
+from yolostack.core.db import DbSession
+from yolostack.core.errors import NotFound
+from yolostack.core.ids import is_id
+from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
+from yolostack.core.responses import Body, both, client, seed
+from yolostack.projects.schemas import ProjectCreate, ProjectModelSchema, ProjectUpdate
+from yolostack.projects.service import project as project_service
+from yolostack.projects.service import project_detail, project_view
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("")
+async def list_projects(auth: ProjectsAuth, session: DbSession, pagination: PageParamsQuery) -> Body:
+    """The caller's projects, newest first (seed)."""
+    projects, total = await project_service.list_owned(session, auth.account, pagination)
+    return seed(projects, meta=PageMeta.of(pagination, total))
+
+
+@router.post("", status_code=201)
+async def create_project(request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate) -> Body:
+    """Create a project; an existing slug is a 409."""
+    project = await project_service.create(session, auth.account, data)
+    view = project_view(project, auth.account.username, 0)
+    return both(
+        view,
+        id=project.id,
+        owner=auth.account.username,
+        project=project.slug,
+        name=project.name,
+        region=request.app.state.settings.region,
+    )
+
+
+@router.get("/{ref}")
+async def get_project_or_list_owner(
+    request: Request,
+    auth: ProjectsAuth,
+    session: DbSession,
+    ref: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+) -> Body:
+    """``/api/projects/{projectId}`` (seed) or ``/api/projects/{owner}`` (clients' list)."""
+    if is_id(ref):
+        project, owner = await project_service.get_by_id(session, auth.account, ref)
+        count = await project_service.model_count(session, project)
+        return seed(project_detail(project, owner.username, count))
+    projects, total = await project_service.list_for_owner(session, auth.account, ref, limit)
+    return client(projects=projects, total=total, region=request.app.state.settings.region)
+
+
+@router.delete("/{ref}")
+async def delete_project_by_id(auth: ProjectsAuth, session: DbSession, ref: str) -> Body:
+    """Move a project (and its models) to the trash (seed)."""
+    if not is_id(ref):
+        raise NotFound("project not found: address it by id or by /{owner}/{slug}")
+    row = await project_service.get_by_id(session, auth.account, ref)
+    cascaded = await project_service.delete(session, auth.account, row)
+    return both({"id": ref, "trashed": True, "cascadedModels": cascaded}, cascadedModels=cascaded)
+
+
+@router.get("/{owner}/{slug}")
+async def get_project(
+    auth: ProjectsAuth,
+    session: DbSession,
+    owner: str,
+    slug: str,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> Body:
+    """A project with its models (clients)."""
+    row = await project_service.get_by_slug(session, auth.account, owner, slug)
+    detail, models = await project_service.detail(session, row, search)
+    rows = [
+        ProjectModelSchema(
+            id=model.id,
+            model=model.slug,
+            name=model.name,
+            task=model.task,
+            status=model.status,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+        )
+        for model in models
+    ]
+    return client(project=detail, models=rows, isOwner=row[1].id == auth.account_id)
+
+
+@router.patch("/{owner}/{slug}")
+async def update_project(
+    auth: ProjectsAuth, session: DbSession, owner: str, slug: str, data: ProjectUpdate
+) -> Body:
+    """Change a project; a new name also changes its slug."""
+    row = await project_service.get_by_slug(session, auth.account, owner, slug)
+    project = await project_service.update(session, auth.account, row, data)
+    count = await project_service.model_count(session, project)
+    return both(project_detail(project, owner, count), project=project.slug)
+
+
+@router.delete("/{owner}/{slug}")
+async def delete_project(auth: ProjectsAuth, session: DbSession, owner: str, slug: str) -> Body:
+    """Move a project (and its models) to the trash for 30 days (clients)."""
+    row = await project_service.get_by_slug(session, auth.account, owner, slug)
+    cascaded = await project_service.delete(session, auth.account, row)
+    return client(cascadedModels=cascaded)

@@ -1,0 +1,21 @@
+"""Every ORM table, re-exported so Alembic and relationships see one metadata."""
+
+from yolostack.tables.account import Account, AccountType, Plan
+from yolostack.tables.activity_event import ActivityEvent
+from yolostack.tables.api_key import ApiKey
+from yolostack.tables.base import Table
+from yolostack.tables.model import Model, ModelStatus
+from yolostack.tables.project import Project, Visibility
+
+__all__ = [
+    "Account",
+    "AccountType",
+    "ActivityEvent",
+    "ApiKey",
+    "Model",
+    "ModelStatus",
+    "Plan",
+    "Project",
+    "Table",
+    "Visibility",
+]

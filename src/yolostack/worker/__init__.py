@@ -1,0 +1,1 @@
+"""Job infrastructure: periodic tasks now; queues and executors come with the jobs issue."""

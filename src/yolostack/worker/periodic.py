@@ -1,0 +1,36 @@
+"""A task that runs every ``interval`` seconds inside the server's event loop until stopped."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+
+class PeriodicTask:
+    def __init__(self, name: str, interval: float, run: Callable[[], Awaitable[object]]) -> None:
+        self.name = name
+        self.interval = interval
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._run()
+            except Exception:
+                # One failed round must not end the loop; the next one tries again.
+                logger.exception("periodic task %s failed", self.name)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
