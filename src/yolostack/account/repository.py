@@ -15,7 +15,7 @@ class AccountRepository(Repository):
     async def get(self, account_id: str) -> Account | None:
         return await self.session.get(Account, account_id)
 
-    async def list(self) -> Sequence[Account]:
+    async def list_all(self) -> Sequence[Account]:
         return (await self.session.scalars(select(Account).order_by(Account.created_at, Account.id))).all()
 
     async def count_all(self) -> int:
@@ -30,5 +30,7 @@ class AccountRepository(Repository):
         projects = await self.count(
             select(Project.id).where(Project.owner_id == account_id, Project.deleted_at.is_(None))
         )
-        models = await self.count(select(Model.id).where(Model.owner_id == account_id, Model.deleted_at.is_(None)))
+        models = await self.count(
+            select(Model.id).where(Model.owner_id == account_id, Model.deleted_at.is_(None))
+        )
         return {"projects": projects, "datasets": 0, "models": models}

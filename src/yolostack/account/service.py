@@ -42,8 +42,8 @@ class AccountService:
         )
         return account
 
-    async def list(self, session: AsyncSession) -> Sequence[Account]:
-        return await AccountRepository(session).list()
+    async def list_all(self, session: AsyncSession) -> Sequence[Account]:
+        return await AccountRepository(session).list_all()
 
     async def count(self, session: AsyncSession) -> int:
         return await AccountRepository(session).count_all()

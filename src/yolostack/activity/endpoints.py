@@ -22,15 +22,19 @@ async def list_activity(
     auth: ActivityAuth,
     session: DbSession,
     pagination: PageParamsQuery,
-    start_date: Annotated[datetime | None, Query(alias="startDate", description="ISO date/time, inclusive")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate", description="ISO date/time, inclusive")] = None,
+    start_date: Annotated[
+        datetime | None, Query(alias="startDate", description="ISO date/time, inclusive")
+    ] = None,
+    end_date: Annotated[
+        datetime | None, Query(alias="endDate", description="ISO date/time, inclusive")
+    ] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     archived: bool = False,
 ) -> ResponseBody:
     """List the account's activity events, newest first."""
     if start_date and end_date and start_date > end_date:
         raise BadRequest("startDate must not be after endDate")
-    events, total = await activity_service.list(
+    events, total = await activity_service.list_events(
         session,
         auth.account_id,
         pagination,

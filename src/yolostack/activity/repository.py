@@ -11,7 +11,7 @@ from yolostack.tables import ActivityEvent
 
 
 class ActivityRepository(Repository):
-    def _scoped(self, account_id: str) -> Select[tuple[ActivityEvent]]:
+    def _scoped(self, account_id: str) -> Select[ActivityEvent]:
         return select(ActivityEvent).where(ActivityEvent.account_id == account_id)
 
     async def add(self, event: ActivityEvent) -> ActivityEvent:
@@ -19,7 +19,7 @@ class ActivityRepository(Repository):
         await self.session.flush()
         return event
 
-    async def list(
+    async def list_events(
         self,
         account_id: str,
         params: PageParams,
@@ -51,7 +51,9 @@ class ActivityRepository(Repository):
 
     async def count_unseen(self, account_id: str) -> int:
         return await self.count(
-            self._scoped(account_id).where(ActivityEvent.seen_at.is_(None), ActivityEvent.archived_at.is_(None))
+            self._scoped(account_id).where(
+                ActivityEvent.seen_at.is_(None), ActivityEvent.archived_at.is_(None)
+            )
         )
 
     async def mark(self, account_id: str, event_ids: list[str] | None, *, column: str, at: datetime) -> int:

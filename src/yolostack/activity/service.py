@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -41,7 +40,7 @@ class ActivityService:
         )
         return await ActivityRepository(session).add(event)
 
-    async def list(
+    async def list_events(
         self,
         session: AsyncSession,
         account_id: str,
@@ -52,7 +51,7 @@ class ActivityService:
         search: str | None = None,
         archived: bool = False,
     ) -> tuple[Sequence[ActivityEvent], int]:
-        return await ActivityRepository(session).list(
+        return await ActivityRepository(session).list_events(
             account_id, params, start=start, end=end, search=search, archived=archived
         )
 
@@ -63,7 +62,9 @@ class ActivityService:
         return await ActivityRepository(session).mark(account_id, event_ids, column="seen_at", at=utcnow())
 
     async def archive(self, session: AsyncSession, account_id: str, event_ids: list[str] | None) -> int:
-        return await ActivityRepository(session).mark(account_id, event_ids, column="archived_at", at=utcnow())
+        return await ActivityRepository(session).mark(
+            account_id, event_ids, column="archived_at", at=utcnow()
+        )
 
 
 activity = ActivityService()

@@ -17,7 +17,7 @@ from yolostack.tables import Account, ApiKey
 
 
 class ApiKeyService:
-    async def list(self, session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
+    async def list_active(self, session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
         return await ApiKeyRepository(session).list_active(account_id)
 
     async def issue(
@@ -55,7 +55,9 @@ class ApiKeyService:
         )
         return key, plaintext
 
-    async def create(self, session: AsyncSession, auth: AuthContext, data: ApiKeyCreate) -> tuple[ApiKey, str]:
+    async def create(
+        self, session: AsyncSession, auth: AuthContext, data: ApiKeyCreate
+    ) -> tuple[ApiKey, str]:
         requested = {str(scope) for scope in data.scopes}
         if auth.key.scopes and (not requested or not requested <= set(auth.key.scopes)):
             # A scoped key may only mint keys with a subset of its own rights.

@@ -54,7 +54,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Run the Alembic migrations up to ``revision``; synchronous, call before the event loop or in a thread."""
+    """Migrate up to ``revision``; synchronous: call it outside the event loop or in a thread."""
     _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 

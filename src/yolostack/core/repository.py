@@ -16,10 +16,12 @@ class Repository:
         self.session = session
 
     async def count(self, statement: Select[Any]) -> int:
-        total = await self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+        total = await self.session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
         return int(total or 0)
 
-    async def page(self, statement: Select[tuple[T]], params: PageParams) -> tuple[Sequence[T], int]:
+    async def page(self, statement: Select[T], params: PageParams) -> tuple[Sequence[T], int]:
         total = await self.count(statement)
         rows = await self.session.scalars(statement.offset(params.offset).limit(params.limit))
         return rows.all(), total

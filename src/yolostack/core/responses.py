@@ -38,4 +38,3 @@ def client(**fields: Any) -> Body:
 
 def both(data: Any, *, meta: PageMeta | None = None, **fields: Any) -> Body:
     return {**seed(data, meta=meta), **client(**fields)}
-

@@ -1,4 +1,4 @@
-"""Seed routes address projects by id, client routes by ``{owner}/{slug}``; one segment with ``_`` is an id."""
+"""Seed routes address projects by id, client routes by ``{owner}/{slug}``; a segment with ``_`` is an id."""
 
 from typing import Annotated
 
@@ -25,7 +25,9 @@ async def list_projects(auth: ProjectsAuth, session: DbSession, pagination: Page
 
 
 @router.post("", status_code=201)
-async def create_project(request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate) -> Body:
+async def create_project(
+    request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate
+) -> Body:
     """Create a project; an existing slug is a 409."""
     project = await project_service.create(session, auth.account, data)
     view = project_view(project, auth.account.username, 0)

@@ -14,7 +14,7 @@ ProjectRow = tuple[Project, Account]
 class ProjectRepository(Repository):
     """Projects with their owner; reads see the caller's own and others' public live projects."""
 
-    def _readable(self, viewer_id: str) -> Select[tuple[Project, Account]]:
+    def _readable(self, viewer_id: str) -> Select[Project, Account]:
         return (
             select(Project, Account)
             .join(Account, Account.id == Project.owner_id)
@@ -24,9 +24,9 @@ class ProjectRepository(Repository):
             )
         )
 
-    async def _first(self, statement: Select[tuple[Project, Account]]) -> ProjectRow | None:
+    async def _first(self, statement: Select[Project, Account]) -> ProjectRow | None:
         row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else row.tuple()
 
     async def get_readable(self, viewer_id: str, project_id: str) -> ProjectRow | None:
         return await self._first(self._readable(viewer_id).where(Project.id == project_id))

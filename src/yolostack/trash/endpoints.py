@@ -48,7 +48,7 @@ async def list_trash(
         assert type is not None
         resources = await trash_service.preview(session, auth.account_id, type, id)
         return both(resources, resources=resources)
-    items = await trash_service.list(session, auth.account_id, type)
+    items = await trash_service.list_items(session, auth.account_id, type)
     meta = PageMeta.of(pagination, len(items))
     page = items[pagination.offset : pagination.offset + pagination.limit]
     return both(
@@ -97,5 +97,6 @@ async def delete_trash(auth: TrashAuth, session: DbSession, body: TrashDelete) -
     if body.all:
         return _deleted(await trash_service.empty(session, auth.account_id))
     assert body.type is not None
-    return _deleted(await trash_service.delete_forever(session, auth.account_id, body.type, body.id or body.item_id or ""))
-
+    return _deleted(
+        await trash_service.delete_forever(session, auth.account_id, body.type, body.id or body.item_id or "")
+    )

@@ -50,7 +50,9 @@ class TrashService:
         repository = TrashRepository(session)
         row.deleted_at = now
         row.trash_root_id = None
-        cascaded = {child.kind: await repository.trash_children(child, row.id, now) for child in kind.children}
+        cascaded = {
+            child.kind: await repository.trash_children(child, row.id, now) for child in kind.children
+        }
         await activity_service.record(
             session,
             owner_id,
@@ -63,7 +65,9 @@ class TrashService:
         )
         return cascaded
 
-    async def restore(self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str) -> RestoreResult:
+    async def restore(
+        self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str
+    ) -> RestoreResult:
         kind = _kind(kind_name)
         repository = TrashRepository(session)
         row = await repository.get_trashed_root(kind, owner_id, item_id)
@@ -170,7 +174,9 @@ class TrashService:
             logger.info("purged %d item(s) trashed before %s", purged, before.isoformat())
         return purged
 
-    async def list(self, session: AsyncSession, owner_id: str, type_filter: str | None) -> list[TrashItem]:
+    async def list_items(
+        self, session: AsyncSession, owner_id: str, type_filter: str | None
+    ) -> list[TrashItem]:
         repository = TrashRepository(session)
         now = utcnow()
         items: list[TrashItem] = []
@@ -195,7 +201,7 @@ class TrashService:
         return TrashItem(
             underscore_id=row.id,
             id=row.id,
-            type=kind.name,  # type: ignore[arg-type]
+            type=kind.name,
             name=row.name,
             slug=row.slug,
             trashed_at=row.deleted_at,
@@ -204,17 +210,19 @@ class TrashService:
             parent_project=parent_project,
         )
 
-    async def preview(self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str) -> list[TrashResource]:
+    async def preview(
+        self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str
+    ) -> list[TrashResource]:
         """What deleting this live item would take with it (the SDK's ``trash(id=…, type=…)``)."""
         kind = _kind(kind_name)
         repository = TrashRepository(session)
         row = await repository.get_live(kind, owner_id, item_id)
         if row is None:
             raise NotFound(f"{kind.name.capitalize()} '{item_id}' not found")
-        resources = [TrashResource(id=row.id, type=kind.name, name=row.name)]  # type: ignore[arg-type]
+        resources = [TrashResource(id=row.id, type=kind.name, name=row.name)]
         for child in kind.children:
             for child_row in await repository.live_children(child, row.id):
-                resources.append(TrashResource(id=child_row.id, type=child.kind, name=child_row.name))  # type: ignore[arg-type]
+                resources.append(TrashResource(id=child_row.id, type=child.kind, name=child_row.name))
         return resources
 
 
