@@ -33,7 +33,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = limiter
         trash_service.retention = timedelta(days=settings.trash.retention_days)
         purge = PeriodicTask(
-            "trash.purge", settings.trash.purge_interval_seconds, lambda: purge_expired_trash(database)
+            "trash.purge",
+            settings.trash.purge_interval_seconds,
+            lambda: purge_expired_trash(database),
+            initial_delay=settings.trash.purge_initial_delay_seconds,
         )
         purge.start()
         try:

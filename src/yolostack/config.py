@@ -35,6 +35,8 @@ class RateLimitSettings(BaseModel):
 class TrashSettings(BaseModel):
     retention_days: int = Field(default=30, ge=1)
     purge_interval_seconds: int = Field(default=3600, ge=1)
+    # Let the server settle (and migrations finish everywhere) before the first purge.
+    purge_initial_delay_seconds: int = Field(default=60, ge=0)
 
 
 class Settings(BaseSettings):

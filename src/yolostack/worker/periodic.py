@@ -9,9 +9,12 @@ logger = logging.getLogger(__name__)
 
 
 class PeriodicTask:
-    def __init__(self, name: str, interval: float, run: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self, name: str, interval: float, run: Callable[[], Awaitable[object]], *, initial_delay: float = 0
+    ) -> None:
         self.name = name
         self.interval = interval
+        self.initial_delay = initial_delay
         self._run = run
         self._task: asyncio.Task[None] | None = None
 
@@ -19,6 +22,7 @@ class PeriodicTask:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:
+        await asyncio.sleep(self.initial_delay)
         while True:
             try:
                 await self._run()
