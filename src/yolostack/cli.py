@@ -22,9 +22,7 @@ from yolostack.core.errors import AppError
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.tables import Account, Plan
 
-app = typer.Typer(
-    help="yolostack: self-hosted Ultralytics Platform and HUB Inference API.", no_args_is_help=True
-)
+app = typer.Typer(help="yolostack: self-hosted Ultralytics Platform and HUB Inference API.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -67,14 +65,10 @@ async def _bootstrap_admin(session: AsyncSession, username: str) -> str | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
-    public_url: Annotated[
-        str | None, typer.Option(help="Origin clients use, if not http://host:port")
-    ] = None,
+    public_url: Annotated[str | None, typer.Option(help="Origin clients use, if not http://host:port")] = None,
 ) -> None:
     """Migrate the database, create the admin on first start, and serve the API."""
-    overrides = {
-        key: value for key, value in {"host": host, "port": port, "public_url": public_url}.items() if value
-    }
+    overrides = {key: value for key, value in {"host": host, "port": port, "public_url": public_url}.items() if value}
     settings = get_settings().model_copy(update=overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
@@ -110,9 +104,7 @@ def create_user(
     """Create an account and print its first API key (shown once)."""
 
     async def work(session: AsyncSession) -> tuple[Account, str]:
-        account = await account_service.create(
-            session, username=username, name=name, plan=plan, is_admin=admin
-        )
+        account = await account_service.create(session, username=username, name=name, plan=plan, is_admin=admin)
         _, plaintext = await api_key_service.issue(session, account, name="first key")
         return account, plaintext
 
@@ -134,9 +126,7 @@ def list_users() -> None:
 def create_key(
     user: Annotated[str, typer.Option("--user", help="Username that owns the key")],
     name: Annotated[str, typer.Option(help="What the key is for")],
-    scope: Annotated[
-        list[Scope] | None, typer.Option(help="Repeat to grant several; none = full rights")
-    ] = None,
+    scope: Annotated[list[Scope] | None, typer.Option(help="Repeat to grant several; none = full rights")] = None,
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days")] = None,
 ) -> None:
     """Create an API key and print it (shown once)."""

@@ -2,11 +2,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.fixtures.assertions import assert_error, ok
 from tests.fixtures.factories import User, add_key, create_user
 from yolostack.core.db import Database
 from yolostack.core.timeutil import utcnow
+from yolostack.tables import ApiKey
 
 SUMMARY = "/api/account/summary"
 
@@ -30,32 +32,22 @@ class TestRejectedKeys:
         assert_error(response, 401, "UNAUTHORIZED")
         assert response.headers["www-authenticate"] == "Bearer"
 
-    @pytest.mark.parametrize(
-        "key", ["ul_" + "0" * 40, "not-a-key", "ul_short", "Bearer", "ul_" + "A" * 40], ids=str
-    )
+    @pytest.mark.parametrize("key", ["ul_" + "0" * 40, "not-a-key", "ul_short", "Bearer", "ul_" + "A" * 40], ids=str)
     async def test_invalid_key_is_401(self, client: httpx.AsyncClient, alice: User, key: str) -> None:
         assert_error(await client.get(SUMMARY, headers={"x-api-key": key}), 401, "UNAUTHORIZED")
 
     async def test_empty_bearer_is_401(self, client: httpx.AsyncClient, alice: User) -> None:
         assert_error(await client.get(SUMMARY, headers={"Authorization": "Bearer "}), 401, "UNAUTHORIZED")
 
-    async def test_expired_key_is_401(
-        self, client: httpx.AsyncClient, database: Database, alice: User
-    ) -> None:
+    async def test_expired_key_is_401(self, client: httpx.AsyncClient, database: Database, alice: User) -> None:
         soon = await add_key(database, alice, expires_at=utcnow() + timedelta(seconds=1))
         ok(await client.get(SUMMARY, headers={"x-api-key": soon}))
         async with database.engine.begin() as connection:
-            from sqlalchemy import update
-
-            from yolostack.tables import ApiKey
-
             await connection.execute(update(ApiKey).values(expires_at=utcnow() - timedelta(seconds=1)))
         body = assert_error(await client.get(SUMMARY, headers={"x-api-key": soon}), 401, "UNAUTHORIZED")
         assert "expired" in body["error"]["message"]
 
-    async def test_revoked_key_is_401(
-        self, client: httpx.AsyncClient, database: Database, alice: User
-    ) -> None:
+    async def test_revoked_key_is_401(self, client: httpx.AsyncClient, database: Database, alice: User) -> None:
         other = await add_key(database, alice)
         ok(await client.delete(f"/api/api-keys/{alice.key_id}", headers={"x-api-key": other}))
         body = assert_error(await client.get(SUMMARY, headers=alice.headers), 401, "UNAUTHORIZED")
@@ -74,13 +66,9 @@ class TestScopes:
         for path in (SUMMARY, "/api/activity", "/api/trash", "/api/api-keys"):
             assert_error(await client.get(path, headers=scoped.headers), 403, "FORBIDDEN")
 
-    async def test_scoped_key_still_needs_to_be_valid(
-        self, client: httpx.AsyncClient, database: Database
-    ) -> None:
+    async def test_scoped_key_still_needs_to_be_valid(self, client: httpx.AsyncClient, database: Database) -> None:
         await create_user(database, "carol", scopes=["projects"])
-        assert_error(
-            await client.get("/api/projects", headers={"x-api-key": "ul_" + "1" * 40}), 401, "UNAUTHORIZED"
-        )
+        assert_error(await client.get("/api/projects", headers={"x-api-key": "ul_" + "1" * 40}), 401, "UNAUTHORIZED")
 
 
 class TestLastUsed:

@@ -30,7 +30,5 @@ class AccountRepository(Repository):
         projects = await self.count(
             select(Project.id).where(Project.owner_id == account_id, Project.deleted_at.is_(None))
         )
-        models = await self.count(
-            select(Model.id).where(Model.owner_id == account_id, Model.deleted_at.is_(None))
-        )
+        models = await self.count(select(Model.id).where(Model.owner_id == account_id, Model.deleted_at.is_(None)))
         return {"projects": projects, "datasets": 0, "models": models}

@@ -22,12 +22,8 @@ async def list_activity(
     auth: ActivityAuth,
     session: DbSession,
     pagination: PageParamsQuery,
-    start_date: Annotated[
-        datetime | None, Query(alias="startDate", description="ISO date/time, inclusive")
-    ] = None,
-    end_date: Annotated[
-        datetime | None, Query(alias="endDate", description="ISO date/time, inclusive")
-    ] = None,
+    start_date: Annotated[datetime | None, Query(alias="startDate", description="ISO date/time, inclusive")] = None,
+    end_date: Annotated[datetime | None, Query(alias="endDate", description="ISO date/time, inclusive")] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     archived: bool = False,
 ) -> ResponseBody:

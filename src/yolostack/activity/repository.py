@@ -51,9 +51,7 @@ class ActivityRepository(Repository):
 
     async def count_unseen(self, account_id: str) -> int:
         return await self.count(
-            self._scoped(account_id).where(
-                ActivityEvent.seen_at.is_(None), ActivityEvent.archived_at.is_(None)
-            )
+            self._scoped(account_id).where(ActivityEvent.seen_at.is_(None), ActivityEvent.archived_at.is_(None))
         )
 
     async def mark(self, account_id: str, event_ids: list[str] | None, *, column: str, at: datetime) -> int:

@@ -62,9 +62,7 @@ class ActivityService:
         return await ActivityRepository(session).mark(account_id, event_ids, column="seen_at", at=utcnow())
 
     async def archive(self, session: AsyncSession, account_id: str, event_ids: list[str] | None) -> int:
-        return await ActivityRepository(session).mark(
-            account_id, event_ids, column="archived_at", at=utcnow()
-        )
+        return await ActivityRepository(session).mark(account_id, event_ids, column="archived_at", at=utcnow())
 
 
 activity = ActivityService()

@@ -14,10 +14,7 @@ router = APIRouter(tags=["api-keys"])
 @router.get("")
 async def list_api_keys(auth: ApiKeysAuth, session: DbSession) -> Body:
     """List the account's active keys (never their secrets)."""
-    keys = [
-        ApiKeySchema.model_validate(key)
-        for key in await api_key_service.list_active(session, auth.account_id)
-    ]
+    keys = [ApiKeySchema.model_validate(key) for key in await api_key_service.list_active(session, auth.account_id)]
     return both(keys, keys=keys)
 
 
@@ -25,9 +22,7 @@ async def list_api_keys(auth: ApiKeysAuth, session: DbSession) -> Body:
 async def create_api_key(auth: ApiKeysAuth, session: DbSession, data: ApiKeyCreate) -> Body:
     """Create a key; the plaintext ``key`` is in this response and nowhere else, ever."""
     key, plaintext = await api_key_service.create(session, auth, data)
-    created = ApiKeyCreated.model_validate(
-        {**ApiKeySchema.model_validate(key).model_dump(), "key": plaintext}
-    )
+    created = ApiKeyCreated.model_validate({**ApiKeySchema.model_validate(key).model_dump(), "key": plaintext})
     return both(created, **created.model_dump(mode="json", by_alias=True))
 
 

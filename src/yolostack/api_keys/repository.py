@@ -11,9 +11,7 @@ from yolostack.tables import Account, ApiKey
 class ApiKeyRepository(Repository):
     async def get_with_account_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
         statement = (
-            select(ApiKey, Account)
-            .join(Account, Account.id == ApiKey.account_id)
-            .where(ApiKey.key_hash == key_hash)
+            select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).where(ApiKey.key_hash == key_hash)
         )
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
@@ -34,9 +32,7 @@ class ApiKeyRepository(Repository):
 
     async def get_any_active(self, key_id: str) -> ApiKey | None:
         """Any account's key: only for the operator's CLI, never for a request."""
-        return await self.session.scalar(
-            select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        )
+        return await self.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
 
     async def add(self, key: ApiKey) -> ApiKey:
         self.session.add(key)

@@ -55,9 +55,7 @@ class ApiKeyService:
         )
         return key, plaintext
 
-    async def create(
-        self, session: AsyncSession, auth: AuthContext, data: ApiKeyCreate
-    ) -> tuple[ApiKey, str]:
+    async def create(self, session: AsyncSession, auth: AuthContext, data: ApiKeyCreate) -> tuple[ApiKey, str]:
         requested = {str(scope) for scope in data.scopes}
         if auth.key.scopes and (not requested or not requested <= set(auth.key.scopes)):
             # A scoped key may only mint keys with a subset of its own rights.

@@ -16,9 +16,7 @@ class Repository:
         self.session = session
 
     async def count(self, statement: Select[Any]) -> int:
-        total = await self.session.scalar(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        )
+        total = await self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
         return int(total or 0)
 
     async def page(self, statement: Select[T], params: PageParams) -> tuple[Sequence[T], int]:

@@ -25,9 +25,7 @@ async def list_projects(auth: ProjectsAuth, session: DbSession, pagination: Page
 
 
 @router.post("", status_code=201)
-async def create_project(
-    request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate
-) -> Body:
+async def create_project(request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate) -> Body:
     """Create a project; an existing slug is a 409."""
     project = await project_service.create(session, auth.account, data)
     view = project_view(project, auth.account.username, 0)
@@ -95,9 +93,7 @@ async def get_project(
 
 
 @router.patch("/{owner}/{slug}")
-async def update_project(
-    auth: ProjectsAuth, session: DbSession, owner: str, slug: str, data: ProjectUpdate
-) -> Body:
+async def update_project(auth: ProjectsAuth, session: DbSession, owner: str, slug: str, data: ProjectUpdate) -> Body:
     """Change a project; a new name also changes its slug."""
     row = await project_service.get_by_slug(session, auth.account, owner, slug)
     project = await project_service.update(session, auth.account, row, data)

@@ -32,9 +32,7 @@ class ProjectRepository(Repository):
         return await self._first(self._readable(viewer_id).where(Project.id == project_id))
 
     async def get_readable_by_slug(self, viewer_id: str, owner: str, slug: str) -> ProjectRow | None:
-        return await self._first(
-            self._readable(viewer_id).where(Account.username == owner, Project.slug == slug)
-        )
+        return await self._first(self._readable(viewer_id).where(Account.username == owner, Project.slug == slug))
 
     async def list_owned(self, owner_id: str, params: PageParams) -> tuple[Sequence[Project], int]:
         statement = (
@@ -44,9 +42,7 @@ class ProjectRepository(Repository):
         )
         return await self.page(statement, params)
 
-    async def list_readable_of_owner(
-        self, viewer_id: str, owner_id: str, limit: int
-    ) -> tuple[Sequence[Project], int]:
+    async def list_readable_of_owner(self, viewer_id: str, owner_id: str, limit: int) -> tuple[Sequence[Project], int]:
         statement = (
             select(Project)
             .where(

@@ -108,17 +108,13 @@ class ProjectService:
         project, owner = row
         repository = ProjectRepository(session)
         models = await repository.live_models(project.id, search)
-        count = (
-            len(models) if not search else (await repository.model_counts([project.id])).get(project.id, 0)
-        )
+        count = len(models) if not search else (await repository.model_counts([project.id])).get(project.id, 0)
         return project_detail(project, owner.username, count), models
 
     async def model_count(self, session: AsyncSession, project: Project) -> int:
         return (await ProjectRepository(session).model_counts([project.id])).get(project.id, 0)
 
-    async def update(
-        self, session: AsyncSession, viewer: Account, row: ProjectRow, data: ProjectUpdate
-    ) -> Project:
+    async def update(self, session: AsyncSession, viewer: Account, row: ProjectRow, data: ProjectUpdate) -> Project:
         project = self._require_owner(viewer, row)
         changes = data.model_dump(exclude_unset=True)
         if "starred" in changes:

@@ -16,9 +16,7 @@ class TrashRepository(Repository):
     async def get_live(self, kind: TrashKind, owner_id: str, item_id: str) -> Any | None:
         table = kind.table
         return await self.session.scalar(
-            select(table).where(
-                table.id == item_id, kind.owner_column == owner_id, table.deleted_at.is_(None)
-            )
+            select(table).where(table.id == item_id, kind.owner_column == owner_id, table.deleted_at.is_(None))
         )
 
     async def get_trashed_root(self, kind: TrashKind, owner_id: str, item_id: str) -> Any | None:
@@ -90,9 +88,7 @@ class TrashRepository(Repository):
     async def delete_rows(self, kind: TrashKind, ids: list[str]) -> int:
         if not ids:
             return 0
-        statement = (
-            delete(kind.table).where(kind.table.id.in_(ids)).execution_options(synchronize_session=False)
-        )
+        statement = delete(kind.table).where(kind.table.id.in_(ids)).execution_options(synchronize_session=False)
         return _rowcount(await self.session.execute(statement))
 
 

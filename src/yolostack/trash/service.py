@@ -50,9 +50,7 @@ class TrashService:
         repository = TrashRepository(session)
         row.deleted_at = now
         row.trash_root_id = None
-        cascaded = {
-            child.kind: await repository.trash_children(child, row.id, now) for child in kind.children
-        }
+        cascaded = {child.kind: await repository.trash_children(child, row.id, now) for child in kind.children}
         await activity_service.record(
             session,
             owner_id,
@@ -65,9 +63,7 @@ class TrashService:
         )
         return cascaded
 
-    async def restore(
-        self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str
-    ) -> RestoreResult:
+    async def restore(self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str) -> RestoreResult:
         kind = _kind(kind_name)
         repository = TrashRepository(session)
         row = await repository.get_trashed_root(kind, owner_id, item_id)
@@ -103,9 +99,7 @@ class TrashService:
             suffix += 1
         return slug
 
-    async def delete_forever(
-        self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str
-    ) -> DeleteResult:
+    async def delete_forever(self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str) -> DeleteResult:
         kind = _kind(kind_name)
         repository = TrashRepository(session)
         row = await repository.get_trashed_root(kind, owner_id, item_id)
@@ -174,9 +168,7 @@ class TrashService:
             logger.info("purged %d item(s) trashed before %s", purged, before.isoformat())
         return purged
 
-    async def list_items(
-        self, session: AsyncSession, owner_id: str, type_filter: str | None
-    ) -> list[TrashItem]:
+    async def list_items(self, session: AsyncSession, owner_id: str, type_filter: str | None) -> list[TrashItem]:
         repository = TrashRepository(session)
         now = utcnow()
         items: list[TrashItem] = []
@@ -210,9 +202,7 @@ class TrashService:
             parent_project=parent_project,
         )
 
-    async def preview(
-        self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str
-    ) -> list[TrashResource]:
+    async def preview(self, session: AsyncSession, owner_id: str, kind_name: str, item_id: str) -> list[TrashResource]:
         """What deleting this live item would take with it (the SDK's ``trash(id=…, type=…)``)."""
         kind = _kind(kind_name)
         repository = TrashRepository(session)
