@@ -1,0 +1,48 @@
+"""A live ``yolostack serve`` on loopback per backend, for the real official clients to talk to."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
+from tests.fixtures.server import LiveServer, start_server
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
+    backend: str = request.param
+    data_dir = tmp_path_factory.mktemp(f"live-{backend}")
+    env = {"YOLOSTACK_DATA_DIR": str(data_dir)}
+    database_url = None
+    if backend == "postgres":
+        database_url = await new_database_url(backend, data_dir)
+        env["YOLOSTACK_DATABASE_URL"] = database_url
+    server = start_server(env)
+    try:
+        assert server.key is not None, server.output
+        yield server
+    finally:
+        server.stop()
+        if database_url is not None:
+            await dispose_database_url(backend, database_url)
+
+
+@pytest.fixture
+def admin_key(live_server: LiveServer) -> str:
+    assert live_server.key is not None
+    return live_server.key
+
+
+@pytest.fixture
+def client_env(live_server: LiveServer, tmp_path: Path) -> dict[str, str]:
+    """Environment for the clients' own processes: our server's URL, a private Ultralytics config dir."""
+    return {
+        "ULTRALYTICS_PLATFORM_URL": live_server.base_url,
+        "YOLO_CONFIG_DIR": str(tmp_path / "yolo-config"),
+        "YOLO_OFFLINE": "1",
+    }
