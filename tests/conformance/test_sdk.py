@@ -58,6 +58,7 @@ class TestProjectLifecycle:
         assert retrieved["project"]["metadata"] == {}
 
         updated = platform.projects.update("admin", "sdk-lifecycle", name="SDK Renamed", description="second")
+        assert "project" in updated
         assert updated["project"] == "sdk-renamed"
         assert platform.projects.retrieve("admin", "sdk-renamed")["project"]["description"] == "second"
 
@@ -67,6 +68,7 @@ class TestProjectLifecycle:
         assert raised.value.status_code == 404
 
         trash = platform.lifecycle.trash()
+        assert "items" in trash
         (item,) = [item for item in trash["items"] if item["_id"] == created["id"]]
         assert item["type"] == "project"
         assert item["slug"] == "sdk-renamed"
@@ -89,7 +91,9 @@ class TestProjectLifecycle:
         deleted = platform.lifecycle.delete_trash(body={"id": created["id"], "type": "project"})
         assert deleted["success"] is True
         assert deleted["deletedCount"] == 1
-        assert created["id"] not in [item["_id"] for item in platform.lifecycle.trash()["items"]]
+        trash = platform.lifecycle.trash()
+        assert "items" in trash
+        assert created["id"] not in [item["_id"] for item in trash["items"]]
         with pytest.raises(APIError) as raised:
             platform.lifecycle.restore(id=created["id"], type="project")
         assert raised.value.status_code == 404
