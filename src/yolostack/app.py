@@ -16,7 +16,7 @@ from yolostack.api import api_router
 from yolostack.auth.ratelimit import RateLimiter, RateLimitResult, create_rate_limiter
 from yolostack.config import Settings, get_settings
 from yolostack.core.db import Database
-from yolostack.core.errors import install_error_handlers
+from yolostack.core.errors import error_body, handle_unexpected_error, install_error_handlers
 from yolostack.trash.service import trash as trash_service
 from yolostack.trash.tasks import purge_expired_trash
 from yolostack.worker.periodic import PeriodicTask
@@ -68,7 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """A request id on every response, and the key's rate-limit headers on every limited one."""
     request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception as exc:
+        # Starlette renders an unhandled error outside every middleware, so the 500 would lack the
+        # request id that clients put into their APIError; render it here instead.
+        response = await handle_unexpected_error(request, exc)
     response.headers["x-request-id"] = request_id
     result: RateLimitResult | None = getattr(request.state, "rate_limit", None)
     if result is not None:
@@ -102,8 +107,8 @@ def _add_health_routes(app: FastAPI) -> None:
                 checks["redis"] = "ok"
             except Exception:
                 checks["redis"] = "unavailable"
-        ok = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"success": ok, "status": "ready" if ok else "not ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"success": True, "status": "ready", "checks": checks})
+        # Still the spec's error shape (§3), with the checks where probes and people look for them.
+        body = error_body("SERVICE_UNAVAILABLE", "Not ready: a dependency is unavailable", {"checks": checks})
+        return JSONResponse({**body, "status": "not ready", "checks": checks}, status_code=503)

@@ -131,15 +131,18 @@ def create_key(
 ) -> None:
     """Create an API key and print it (shown once)."""
 
-    async def work(session: AsyncSession) -> str:
+    async def work(session: AsyncSession) -> tuple[str, str]:
         account = await account_service.get_by_username(session, user)
         expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-        _, plaintext = await api_key_service.issue(
+        key, plaintext = await api_key_service.issue(
             session, account, name=name, scopes=[str(item) for item in scope or []], expires_at=expires_at
         )
-        return plaintext
+        return key.id, plaintext
 
-    typer.echo(f"API key (shown only this once): {_run_in_session(get_settings(), work)}")
+    key_id, plaintext = _run_in_session(get_settings(), work)
+    # The id is what `keys revoke` takes; printing it saves a `keys list` to find it.
+    typer.echo(f"Created {key_id} ({name}) for {user}")
+    typer.echo(f"API key (shown only this once): {plaintext}")
 
 
 @keys_app.command("list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,20 @@ class RateLimitSettings(BaseModel):
     pro: PlanLimits = PlanLimits(per_minute=300, per_day=50_000)
     enterprise: PlanLimits = PlanLimits(per_minute=3_000, per_day=1_000_000)
     hub_per_hour: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_unset_plan_defaults(cls, data: Any) -> Any:
+        """``YOLOSTACK_RATE_LIMITS__ENTERPRISE__PER_MINUTE=6`` alone keeps that plan's default per-day limit."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for plan in ("free", "pro", "enterprise"):
+            given = data.get(plan)
+            if isinstance(given, dict):
+                default: PlanLimits = cls.model_fields[plan].default
+                merged[plan] = {**default.model_dump(), **given}
+        return merged
 
 
 class TrashSettings(BaseModel):

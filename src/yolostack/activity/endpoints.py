@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -16,26 +16,30 @@ from yolostack.core.responses import both
 
 router = APIRouter(tags=["activity"])
 
+DATE_HELP = "ISO date or date-time, inclusive (a bare date covers that whole day); UTC unless an offset is given"
+
 
 @router.get("")
 async def list_activity(
     auth: ActivityAuth,
     session: DbSession,
     pagination: PageParamsQuery,
-    start_date: Annotated[datetime | None, Query(alias="startDate", description="ISO date/time, inclusive")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate", description="ISO date/time, inclusive")] = None,
+    start_date: Annotated[str | None, Query(alias="startDate", max_length=64, description=DATE_HELP)] = None,
+    end_date: Annotated[str | None, Query(alias="endDate", max_length=64, description=DATE_HELP)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     archived: bool = False,
 ) -> ResponseBody:
     """List the account's activity events, newest first."""
-    if start_date and end_date and start_date > end_date:
-        raise BadRequest("startDate must not be after endDate")
+    start = _parse_date("startDate", start_date, end_of_day=False)
+    end = _parse_date("endDate", end_date, end_of_day=True)
+    if start and end and start > end:
+        raise BadRequest("startDate must not be after endDate", details=[{"field": "startDate"}])
     events, total = await activity_service.list_events(
         session,
         auth.account_id,
         pagination,
-        start=_aware(start_date),
-        end=_aware(end_date),
+        start=start,
+        end=end,
         search=search,
         archived=archived,
     )
@@ -64,8 +68,21 @@ async def archive_activity(
     return both({"updated": updated}, updated=updated)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """A date without an offset is read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def _parse_date(field: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """An ISO date or date-time, as UTC when it has no offset; a bare date as an end covers that whole day."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"{field}: expected an ISO date or date-time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z",
+            details=[{"field": field, "message": "invalid ISO date"}],
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -38,12 +38,14 @@ class ActivityRepository(Repository):
         if end is not None:
             statement = statement.where(ActivityEvent.created_at <= end)
         if search:
-            pattern = f"%{search.lower()}%"
+            # The search is literal text: '%' and '_' in it are not LIKE wildcards.
+            escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
             statement = statement.where(
                 or_(
-                    ActivityEvent.message.ilike(pattern),
-                    ActivityEvent.action.ilike(pattern),
-                    ActivityEvent.resource_name.ilike(pattern),
+                    ActivityEvent.message.ilike(pattern, escape="\\"),
+                    ActivityEvent.action.ilike(pattern, escape="\\"),
+                    ActivityEvent.resource_name.ilike(pattern, escape="\\"),
                 )
             )
         statement = statement.order_by(ActivityEvent.created_at.desc(), ActivityEvent.id.desc())

@@ -97,13 +97,20 @@ class MemoryRateLimiter:
     async def hit(self, bucket: str, windows: tuple[Window, ...]) -> RateLimitResult:
         now = time.time()
         self._sweep(now)
-        counts = []
-        for window in windows:
-            start = _window_start(now, window)
-            key = (bucket, window.seconds, start)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            counts.append(WindowCount(window, self._counts[key], start + window.seconds))
-        return RateLimitResult(tuple(counts), now)
+        starts = [_window_start(now, window) for window in windows]
+        keys = [(bucket, window.seconds, start) for window, start in zip(windows, starts, strict=True)]
+        counts = [self._counts.get(key, 0) + 1 for key in keys]
+        result = RateLimitResult(
+            tuple(
+                WindowCount(window, count, start + window.seconds)
+                for window, count, start in zip(windows, counts, starts, strict=True)
+            ),
+            now,
+        )
+        # A refused request is not served, so it draws from no window (see HIT_SCRIPT).
+        if result.allowed:
+            self._counts.update(zip(keys, counts, strict=True))
+        return result
 
     def _sweep(self, now: float) -> None:
         if now - self._last_sweep < 60:
@@ -117,12 +124,34 @@ class MemoryRateLimiter:
         self._counts.clear()
 
 
+# Atomically: count this hit in every window, unless one of them would go over its limit. A refused
+# request is not served, so it must not use up budget: otherwise a client hammering through a refused
+# minute would burn its whole day. Returns each window's count including this hit.
+HIT_SCRIPT = """
+local n = #KEYS
+local counts = {}
+local allowed = true
+for i = 1, n do
+  counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0') + 1
+  if counts[i] > tonumber(ARGV[i]) then allowed = false end
+end
+if allowed then
+  for i = 1, n do
+    redis.call('INCR', KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+  end
+end
+return counts
+"""
+
+
 class RedisRateLimiter:
     """State in Redis, so every server process draws from one budget per key."""
 
     def __init__(self, redis: Redis, prefix: str = "yolostack:") -> None:
         self._redis = redis
         self._prefix = prefix
+        self._hit_script = redis.register_script(HIT_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yolostack:") -> RedisRateLimiter:
@@ -131,15 +160,15 @@ class RedisRateLimiter:
     async def hit(self, bucket: str, windows: tuple[Window, ...]) -> RateLimitResult:
         now = time.time()
         starts = [_window_start(now, window) for window in windows]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for window, start in zip(windows, starts, strict=True):
-                key = f"{self._prefix}rl:{bucket}:{window.seconds}:{start}"
-                pipe.incr(key)
-                pipe.expire(key, window.seconds + 5)
-            replies = await pipe.execute()
+        keys = [
+            f"{self._prefix}rl:{bucket}:{window.seconds}:{start}" for window, start in zip(windows, starts, strict=True)
+        ]
+        limits = [window.limit for window in windows]
+        expiries = [window.seconds + 5 for window in windows]
+        replies = await self._hit_script(keys=keys, args=[*limits, *expiries])
         counts = tuple(
-            WindowCount(window, int(replies[2 * index]), start + window.seconds)
-            for index, (window, start) in enumerate(zip(windows, starts, strict=True))
+            WindowCount(window, int(reply), start + window.seconds)
+            for window, reply, start in zip(windows, replies, starts, strict=True)
         )
         return RateLimitResult(counts, now)
 

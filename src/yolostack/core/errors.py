@@ -136,8 +136,8 @@ async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Never leak a traceback or a path; the log has the details.
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: log it with its traceback, answer ``INTERNAL_ERROR`` with neither traceback nor path."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("INTERNAL_ERROR", "Internal server error"), status_code=500)
 
@@ -146,4 +146,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
-    app.add_exception_handler(Exception, _handle_unexpected)
+    app.add_exception_handler(Exception, handle_unexpected_error)

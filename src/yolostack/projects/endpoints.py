@@ -50,7 +50,7 @@ async def get_project_or_list_owner(
     """``/api/projects/{projectId}`` (seed) or ``/api/projects/{owner}`` (clients' list)."""
     if is_id(ref):
         project, owner = await project_service.get_by_id(session, auth.account, ref)
-        count = await project_service.model_count(session, project)
+        count = await project_service.model_count(session, auth.account, project)
         return seed(project_detail(project, owner.username, count))
     projects, total = await project_service.list_for_owner(session, auth.account, ref, limit)
     return client(projects=projects, total=total, region=request.app.state.settings.region)
@@ -76,7 +76,7 @@ async def get_project(
 ) -> Body:
     """A project with its models (clients)."""
     row = await project_service.get_by_slug(session, auth.account, owner, slug)
-    detail, models = await project_service.detail(session, row, search)
+    detail, models = await project_service.detail(session, auth.account, row, search)
     rows = [
         ProjectModelSchema(
             id=model.id,
@@ -97,7 +97,7 @@ async def update_project(auth: ProjectsAuth, session: DbSession, owner: str, slu
     """Change a project; a new name also changes its slug."""
     row = await project_service.get_by_slug(session, auth.account, owner, slug)
     project = await project_service.update(session, auth.account, row, data)
-    count = await project_service.model_count(session, project)
+    count = await project_service.model_count(session, auth.account, project)
     return both(project_detail(project, owner, count), project=project.slug)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
@@ -26,7 +26,10 @@ class ProjectRepository(Repository):
 
     async def _first(self, statement: Select[Project, Account]) -> ProjectRow | None:
         row = (await self.session.execute(statement)).first()
-        return None if row is None else row.tuple()
+        if row is None:
+            return None
+        project, owner = row
+        return project, owner
 
     async def get_readable(self, viewer_id: str, project_id: str) -> ProjectRow | None:
         return await self._first(self._readable(viewer_id).where(Project.id == project_id))
@@ -67,18 +70,31 @@ class ProjectRepository(Repository):
         await self.session.flush()
         return project
 
-    async def model_counts(self, project_ids: Sequence[str]) -> dict[str, int]:
+    async def model_counts(self, viewer_id: str, project_ids: Sequence[str]) -> dict[str, int]:
         if not project_ids:
             return {}
         statement = (
             select(Model.project_id, func.count())
-            .where(and_(Model.project_id.in_(project_ids), Model.deleted_at.is_(None)))
+            .where(Model.project_id.in_(project_ids), Model.deleted_at.is_(None), _visible_model(viewer_id))
             .group_by(Model.project_id)
         )
         return {project_id: int(count) for project_id, count in (await self.session.execute(statement)).all()}
 
-    async def live_models(self, project_id: str, search: str | None = None) -> Sequence[Model]:
-        statement = select(Model).where(Model.project_id == project_id, Model.deleted_at.is_(None))
+    async def live_models(self, viewer_id: str, project_id: str, search: str | None = None) -> Sequence[Model]:
+        statement = select(Model).where(
+            Model.project_id == project_id, Model.deleted_at.is_(None), _visible_model(viewer_id)
+        )
         if search:
-            statement = statement.where(Model.name.ilike(f"%{search}%"))
+            statement = statement.where(Model.name.ilike(_contains(search), escape="\\"))
         return (await self.session.scalars(statement.order_by(Model.created_at.desc(), Model.id))).all()
+
+
+def _visible_model(viewer_id: str) -> ColumnElement[bool]:
+    """A public project may hold private models: others must not see or count those."""
+    return or_(Model.owner_id == viewer_id, Model.visibility == Visibility.public)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally: ``%`` and ``_`` in a search are not wildcards."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

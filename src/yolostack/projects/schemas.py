@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.core.slugs import SLUG_PATTERN, slugify
@@ -58,6 +58,14 @@ class ProjectUpdate(RequestSchema):
     tags: Tags | None = None
     license: str | None = Field(default=None, max_length=64)
     starred: bool | None = None
+
+    @field_validator("name", "visibility")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Omitted means "leave as is"; an explicit null would blank a required column.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
 
 class ProjectSchema(Schema):

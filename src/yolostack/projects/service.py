@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.account.repository import AccountRepository
@@ -45,19 +46,23 @@ class ProjectService:
         repository = ProjectRepository(session)
         if await repository.slug_taken(account.id, data.slug):
             raise Conflict(f"project '{data.slug}' already exists")
-        project = await repository.add(
-            Project(
-                id=new_id("project"),
-                owner_id=account.id,
-                slug=data.slug,
-                name=data.display_name,
-                description=data.description,
-                visibility=data.visibility,
-                license=data.license,
-                tags=list(data.tags),
-                metadata_=data.metadata or {},
+        try:
+            project = await repository.add(
+                Project(
+                    id=new_id("project"),
+                    owner_id=account.id,
+                    slug=data.slug,
+                    name=data.display_name,
+                    description=data.description,
+                    visibility=data.visibility,
+                    license=data.license,
+                    tags=list(data.tags),
+                    metadata_=data.metadata or {},
+                )
             )
-        )
+        except IntegrityError as exc:
+            # A concurrent request took the slug between the check and the insert (unique live-slug index).
+            raise Conflict(f"project '{data.slug}' already exists") from exc
         await self._record(session, account.id, project, "created")
         return project
 
@@ -84,7 +89,7 @@ class ProjectService:
     ) -> tuple[list[ProjectSchema], int]:
         repository = ProjectRepository(session)
         projects, total = await repository.list_owned(account.id, params)
-        return await self._views(repository, projects, account.username), total
+        return await self._views(repository, account.id, projects, account.username), total
 
     async def list_for_owner(
         self, session: AsyncSession, viewer: Account, owner: str, limit: int
@@ -94,25 +99,26 @@ class ProjectService:
             raise NotFound(f"user '{owner}' not found")
         repository = ProjectRepository(session)
         projects, total = await repository.list_readable_of_owner(viewer.id, owner_account.id, limit)
-        return await self._views(repository, projects, owner_account.username), total
+        return await self._views(repository, viewer.id, projects, owner_account.username), total
 
     async def _views(
-        self, repository: ProjectRepository, projects: Sequence[Project], owner: str
+        self, repository: ProjectRepository, viewer_id: str, projects: Sequence[Project], owner: str
     ) -> list[ProjectSchema]:
-        counts = await repository.model_counts([project.id for project in projects])
+        counts = await repository.model_counts(viewer_id, [project.id for project in projects])
         return [project_view(project, owner, counts.get(project.id, 0)) for project in projects]
 
     async def detail(
-        self, session: AsyncSession, row: ProjectRow, search: str | None = None
+        self, session: AsyncSession, viewer: Account, row: ProjectRow, search: str | None = None
     ) -> tuple[ProjectDetail, Sequence[Model]]:
         project, owner = row
         repository = ProjectRepository(session)
-        models = await repository.live_models(project.id, search)
-        count = len(models) if not search else (await repository.model_counts([project.id])).get(project.id, 0)
+        models = await repository.live_models(viewer.id, project.id, search)
+        count = len(models) if not search else await self.model_count(session, viewer, project)
         return project_detail(project, owner.username, count), models
 
-    async def model_count(self, session: AsyncSession, project: Project) -> int:
-        return (await ProjectRepository(session).model_counts([project.id])).get(project.id, 0)
+    async def model_count(self, session: AsyncSession, viewer: Account, project: Project) -> int:
+        """The project's live models that ``viewer`` may see."""
+        return (await ProjectRepository(session).model_counts(viewer.id, [project.id])).get(project.id, 0)
 
     async def update(self, session: AsyncSession, viewer: Account, row: ProjectRow, data: ProjectUpdate) -> Project:
         project = self._require_owner(viewer, row)
@@ -134,7 +140,10 @@ class ProjectService:
             project.tags = list(data.tags)
         if data.metadata is not None:
             project.metadata_ = data.metadata
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"project '{project.slug}' already exists") from exc
         await self._record(session, viewer.id, project, "updated", details={"fields": sorted(changes)})
         return project
 

@@ -54,6 +54,16 @@ class TrashRepository(Repository):
         statement = select(child.table.id).where(child.parent_column.in_(parent_ids))
         return list((await self.session.scalars(statement)).all())
 
+    async def count_trashed_root_children(self, child: Child, parent_ids: list[str]) -> int:
+        """Children of ``parent_ids`` that are in the trash as items of their own (trashed before their parent)."""
+        table = child.table
+        statement = (
+            select(func.count())
+            .select_from(table)
+            .where(child.parent_column.in_(parent_ids), table.deleted_at.is_not(None), table.trash_root_id.is_(None))
+        )
+        return int(await self.session.scalar(statement) or 0)
+
     async def trash_children(self, child: Child, parent_id: str, at: datetime) -> int:
         table = child.table
         statement = (

@@ -105,7 +105,7 @@ class TrashService:
         row = await repository.get_trashed_root(kind, owner_id, item_id)
         if row is None:
             raise NotFound(f"No {kind.name} '{item_id}' in the trash")
-        cascaded = await self._purge(session, kind, [row.id])
+        result = await self._purge(session, kind, [row.id])
         await activity_service.record(
             session,
             owner_id,
@@ -115,7 +115,7 @@ class TrashService:
             resource_name=row.name,
             message=f"{kind.name.capitalize()} '{row.name}' permanently deleted",
         )
-        return DeleteResult(deleted=1, cascaded=cascaded)
+        return result
 
     async def empty(self, session: AsyncSession, owner_id: str) -> DeleteResult:
         repository = TrashRepository(session)
@@ -125,9 +125,10 @@ class TrashService:
             ids = [row.id for row in await repository.list_roots(kind, owner_id)]
             if not ids:
                 continue
-            for child_kind, count in (await self._purge(session, kind, ids)).items():
+            result = await self._purge(session, kind, ids)
+            for child_kind, count in result.cascaded.items():
                 cascaded[child_kind] = cascaded.get(child_kind, 0) + count
-            deleted += len(ids)
+            deleted += result.deleted
         await activity_service.record(
             session,
             owner_id,
@@ -138,21 +139,30 @@ class TrashService:
         )
         return DeleteResult(deleted=deleted, cascaded=cascaded)
 
-    async def _purge(self, session: AsyncSession, kind: TrashKind, ids: list[str]) -> dict[str, int]:
-        """Delete rows for good; children go too (database cascade), after their purge hooks ran."""
+    async def _purge(self, session: AsyncSession, kind: TrashKind, ids: list[str]) -> DeleteResult:
+        """Delete rows for good; children go too (database cascade), after their purge hooks ran.
+
+        A child that was in the trash on its own (trashed before its parent) is a trash item of its own:
+        it counts as deleted, not as cascaded, so ``deletedCount`` matches what the trash listed.
+        """
         repository = TrashRepository(session)
+        deleted = len(ids)
         cascaded: dict[str, int] = {}
         for child in kind.children:
             child_ids = await repository.child_ids(child, ids)
+            child_roots = await repository.count_trashed_root_children(child, ids)
+            if not child_ids:
+                continue
             child_kind = _kind(child.kind)
             for hook in child_kind.purge_hooks:
                 await hook(session, child_ids)
             await repository.delete_rows(child_kind, child_ids)
-            cascaded[child.kind] = len(child_ids)
+            cascaded[child.kind] = len(child_ids) - child_roots
+            deleted += child_roots
         for hook in kind.purge_hooks:
             await hook(session, ids)
         await repository.delete_rows(kind, ids)
-        return cascaded
+        return DeleteResult(deleted=deleted, cascaded=cascaded)
 
     async def purge_expired(self, session: AsyncSession, now: datetime | None = None) -> int:
         """The periodic job: remove items trashed longer ago than the retention period."""
@@ -162,8 +172,7 @@ class TrashService:
         for kind in KINDS.values():
             ids = [row.id for row in await repository.expired_roots(kind, before)]
             if ids:
-                await self._purge(session, kind, ids)
-                purged += len(ids)
+                purged += (await self._purge(session, kind, ids)).deleted
         if purged:
             logger.info("purged %d item(s) trashed before %s", purged, before.isoformat())
         return purged

@@ -1,0 +1,202 @@
+"""The ``yolostack`` console script, run as the operator runs it, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
+from tests.fixtures.server import KEY_LINE, LiveServer, launch_server, run_cli
+
+KEY = re.compile(r"ul_[0-9a-f]{40}")
+KEY_LIST_LINE = re.compile(
+    r"^(?P<id>key_\S+)  (?P<prefix>\S+)…  (?P<name>.+?)  scopes=(?P<scopes>\S+)"
+    r"  expires=(?P<expires>\S+)  last_used=(?P<last_used>\S+)$"
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """An operator's installation: the environment every command runs with, and dave, made by the CLI."""
+
+    env: dict[str, str]
+    dave_created: subprocess.CompletedProcess[str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env=self.env)
+
+
+def printed_key(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    keys = KEY.findall(result.stdout)
+    assert len(keys) == 1, result.stdout
+    key: str = keys[0]
+    return key
+
+
+def key_lines(result: subprocess.CompletedProcess[str]) -> list[re.Match[str]]:
+    assert result.returncode == 0, result.stderr
+    matches = [KEY_LIST_LINE.match(line) for line in result.stdout.splitlines()]
+    assert all(matches), result.stdout
+    return [match for match in matches if match]
+
+
+def listed(result: subprocess.CompletedProcess[str], key: str) -> re.Match[str]:
+    """The one ``keys list`` line whose prefix starts ``key``."""
+    (line,) = [line for line in key_lines(result) if key.startswith(line["prefix"])]
+    return line
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def workspace(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Workspace]:
+    """One installation per backend for this module (each command is a whole process start)."""
+    backend: str = request.param
+    directory = tmp_path_factory.mktemp(f"cli-{backend}")
+    env = {"YOLOSTACK_DATA_DIR": str(directory / "data")}
+    url = None
+    if backend == "postgres":
+        url = await new_database_url(backend, directory)
+        env["YOLOSTACK_DATABASE_URL"] = url
+    created = run_cli("users", "create", "dave", "--plan", "pro", env=env)
+    yield Workspace(env=env, dave_created=created)
+    if url is not None:
+        await dispose_database_url(backend, url)
+
+
+class TestUsersCreate:
+    def test_prints_the_first_key(self, workspace: Workspace) -> None:
+        result = workspace.dave_created
+        printed_key(result)
+        assert "Created dave" in result.stdout
+        assert "plan pro" in result.stdout
+
+    def test_invalid_username_exits_1(self, workspace: Workspace) -> None:
+        result = workspace.run("users", "create", "Bad_Name")
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: username must be lowercase")
+        assert not KEY.search(result.stdout + result.stderr)
+
+    def test_taken_username_exits_1(self, workspace: Workspace) -> None:
+        result = workspace.run("users", "create", "dave")
+        assert result.returncode == 1
+        assert "error: username 'dave' is taken" in result.stderr
+
+
+class TestUsersList:
+    def test_shows_each_account(self, workspace: Workspace) -> None:
+        result = workspace.run("users", "list")
+        assert result.returncode == 0, result.stderr
+        (dave,) = [line.split() for line in result.stdout.splitlines() if " dave " in line]
+        assert dave[0].startswith("user_")
+        assert dave[1:] == ["dave", "pro", "user"]
+
+
+class TestKeysCreate:
+    def test_prints_a_new_key(self, workspace: Workspace) -> None:
+        args = ("keys", "create", "--user", "dave", "--name", "ci", "--scope", "projects", "--expires-in-days", "7")
+        created = workspace.run(*args)
+        key = printed_key(created)
+        line = listed(workspace.run("keys", "list", "--user", "dave"), key)
+        assert f"Created {line['id']} (ci) for dave" in created.stdout
+        assert line["name"] == "ci"
+        assert line["scopes"] == "projects"
+        expires = datetime.fromisoformat(line["expires"].replace("Z", "+00:00"))
+        assert abs(expires - (datetime.now(UTC) + timedelta(days=7))) < timedelta(minutes=5)
+
+    def test_unknown_user_exits_1(self, workspace: Workspace) -> None:
+        result = workspace.run("keys", "create", "--user", "nobody", "--name", "ci")
+        assert result.returncode == 1
+        assert "error: user 'nobody' not found" in result.stderr
+        assert not KEY.search(result.stdout)
+
+
+class TestKeysList:
+    def test_shows_prefixes_never_whole_keys(self, workspace: Workspace) -> None:
+        first = printed_key(workspace.dave_created)
+        result = workspace.run("keys", "list", "--user", "dave")
+        line = listed(result, first)
+        assert line["name"] == "first key"
+        assert line["scopes"] == "all"
+        assert line["expires"] == "never"
+        assert len(line["prefix"]) < len(first)
+        assert not KEY.search(result.stdout)
+
+    def test_unknown_user_exits_1(self, workspace: Workspace) -> None:
+        result = workspace.run("keys", "list", "--user", "nobody")
+        assert result.returncode == 1
+        assert "error: user 'nobody' not found" in result.stderr
+
+
+class TestKeysRevoke:
+    def test_revoked_key_leaves_the_list(self, workspace: Workspace) -> None:
+        created = workspace.run("keys", "create", "--user", "dave", "--name", "short-lived")
+        printed_key(created)
+        found = re.search(r"^Created (key_\S+) \(short-lived\) for dave$", created.stdout, re.MULTILINE)
+        assert found, created.stdout
+        key_id = found.group(1)
+        result = workspace.run("keys", "revoke", key_id)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"Revoked {key_id} (short-lived)"
+        remaining = key_lines(workspace.run("keys", "list", "--user", "dave"))
+        assert key_id not in {line["id"] for line in remaining}
+        assert remaining
+
+    def test_unknown_key_exits_1(self, workspace: Workspace) -> None:
+        result = workspace.run("keys", "revoke", "key_doesnotexist")
+        assert result.returncode == 1
+        assert "error: no active key 'key_doesnotexist'" in result.stderr
+
+
+@pytest.fixture(scope="class")
+def two_starts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """``yolostack serve`` on a fresh data dir, then a second ``serve`` on the same one; both stay up."""
+    env = {"YOLOSTACK_DATA_DIR": str(tmp_path_factory.mktemp("serve") / "data")}
+    servers: list[LiveServer] = []
+    try:
+        servers.append(launch_server(env))
+        servers[0].wait_for_banner()
+        servers.append(launch_server(env))
+        for server in servers:
+            server.wait_until_healthy()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def summary(server: LiveServer, key: str) -> httpx.Response:
+    return httpx.get(f"{server.base_url}/api/account/summary", headers={"x-api-key": key}, timeout=10)
+
+
+class TestServe:
+    def test_first_start_prints_the_url_and_an_admin_key(self, two_starts: tuple[LiveServer, LiveServer]) -> None:
+        first, _ = two_starts
+        assert f"Serving on {first.base_url}" in first.output
+        assert len(first.keys) == 1, first.output
+        assert first.key is not None
+        assert KEY.fullmatch(first.key)
+
+    def test_admin_key_works(self, two_starts: tuple[LiveServer, LiveServer]) -> None:
+        first, _ = two_starts
+        assert first.key is not None
+        response = summary(first, first.key)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["username"] == "admin"
+        assert body["plan"] == "enterprise"
+
+    def test_second_start_prints_no_key(self, two_starts: tuple[LiveServer, LiveServer]) -> None:
+        first, second = two_starts
+        assert f"Serving on {second.base_url}" in second.output
+        assert not KEY_LINE.search(second.output), second.output
+        assert first.key is not None
+        response = summary(second, first.key)
+        assert response.status_code == 200, response.text
