@@ -13,7 +13,7 @@ from tests.fixtures.assertions import assert_error, ok
 from tests.fixtures.factories import User
 
 SUMMARY = "/api/account/summary"
-BOOM = "/api/test-boom"
+BOOM = "/test-boom"
 SECRET = "/srv/yolostack/secret.py line 42"
 
 
@@ -70,8 +70,12 @@ class TestUnknownRoute:
     async def test_is_404_in_the_error_shape(self, client: httpx.AsyncClient, alice: User, path: str) -> None:
         assert_error(await client.get(path, headers=alice.headers), 404, "NOT_FOUND")
 
-    async def test_without_a_key_is_still_404(self, client: httpx.AsyncClient) -> None:
-        assert_error(await client.get("/api/nothing-here"), 404, "NOT_FOUND")
+    async def test_without_a_key_is_401(self, client: httpx.AsyncClient) -> None:
+        # Every /api path needs a key, so an anonymous caller cannot map which routes exist.
+        assert_error(await client.get("/api/nothing-here"), 401, "UNAUTHORIZED")
+
+    async def test_outside_api_is_404(self, client: httpx.AsyncClient) -> None:
+        assert_error(await client.get("/nothing-here"), 404, "NOT_FOUND")
 
 
 class TestWrongMethod:
@@ -104,6 +108,12 @@ class TestMalformedJson:
         )
         assert response.status_code in (400, 422), response.text
         assert_error(response, response.status_code, "VALIDATION_ERROR")
+
+    async def test_without_a_key_is_401_not_a_validation_error(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/projects", headers={"content-type": "application/json"}, content=b'{"name": "unfinished'
+        )
+        assert_error(response, 401, "UNAUTHORIZED")
 
     async def test_wrong_field_type_names_the_field(self, client: httpx.AsyncClient, alice: User) -> None:
         response = await client.post("/api/projects", headers=alice.headers, json={"name": ["not", "a", "string"]})

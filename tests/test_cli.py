@@ -200,3 +200,48 @@ class TestServe:
         assert first.key is not None
         response = summary(second, first.key)
         assert response.status_code == 200, response.text
+
+
+@pytest.fixture(params=BACKENDS)
+async def fresh_install(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, str]]:
+    backend: str = request.param
+    directory = tmp_path_factory.mktemp(f"race-{backend}")
+    env = {"YOLOSTACK_DATA_DIR": str(directory / "data")}
+    url = None
+    if backend == "postgres":
+        url = await new_database_url(backend, directory)
+        env["YOLOSTACK_DATABASE_URL"] = url
+    yield env
+    if url is not None:
+        await dispose_database_url(backend, url)
+
+
+class TestSimultaneousFirstStarts:
+    def test_both_come_up_and_exactly_one_admin_key_is_printed(self, fresh_install: dict[str, str]) -> None:
+        # Launched together on an empty database: migrations and the admin bootstrap race.
+        servers = [launch_server(fresh_install), launch_server(fresh_install)]
+        try:
+            for server in servers:
+                server.wait_until_healthy()
+            keys = [key for server in servers for key in server.keys]
+            assert len(keys) == 1, "\n".join(server.output for server in servers)
+            for server in servers:
+                assert summary(server, keys[0]).status_code == 200
+        finally:
+            for server in servers:
+                server.stop()
+
+
+class TestBadSettings:
+    def test_one_line_error_instead_of_a_traceback(self, tmp_path: object) -> None:
+        result = run_cli("users", "list", env={"YOLOSTACK_PORT": "not-a-port", "YOLOSTACK_DATA_DIR": str(tmp_path)})
+        assert result.returncode == 2
+        assert "error: YOLOSTACK_PORT:" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_many_workers_without_redis_is_refused(self, tmp_path: object) -> None:
+        result = run_cli("serve", "--workers", "2", env={"YOLOSTACK_DATA_DIR": str(tmp_path)}, timeout=30)
+        assert result.returncode == 2
+        assert "YOLOSTACK_REDIS_URL" in result.stderr

@@ -13,10 +13,17 @@ from sqlalchemy import text
 
 from yolostack import __version__
 from yolostack.api import api_router
+from yolostack.auth.dependencies import MISSING_KEY_MESSAGE, needs_key, read_api_key
 from yolostack.auth.ratelimit import RateLimiter, RateLimitResult, create_rate_limiter
 from yolostack.config import Settings, get_settings
 from yolostack.core.db import Database
-from yolostack.core.errors import error_body, handle_unexpected_error, install_error_handlers
+from yolostack.core.errors import (
+    Unauthorized,
+    error_body,
+    error_response,
+    handle_unexpected_error,
+    install_error_handlers,
+)
 from yolostack.trash.service import trash as trash_service
 from yolostack.trash.tasks import purge_expired_trash
 from yolostack.worker.periodic import PeriodicTask
@@ -69,7 +76,11 @@ async def _request_context(request: Request, call_next: Callable[[Request], Awai
     """A request id on every response, and the key's rate-limit headers on every limited one."""
     request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
     try:
-        response = await call_next(request)
+        if needs_key(request.url.path) and read_api_key(request) is None:
+            # Refuse before the body is parsed: an anonymous caller learns nothing from validation errors.
+            response: Response = error_response(Unauthorized(MISSING_KEY_MESSAGE))
+        else:
+            response = await call_next(request)
     except Exception as exc:
         # Starlette renders an unhandled error outside every middleware, so the 500 would lack the
         # request id that clients put into their APIError; render it here instead.

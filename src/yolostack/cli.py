@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.account.service import account as account_service
@@ -18,7 +21,7 @@ from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings, get_settings
 from yolostack.core import db
-from yolostack.core.errors import AppError
+from yolostack.core.errors import AppError, Conflict
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.tables import Account, Plan
 
@@ -29,6 +32,17 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    """The environment's settings, or a one-line error per bad variable instead of a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            field = "__".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"error: YOLOSTACK_{field}: {problem['msg']}" if field else f"error: {problem['msg']}", err=True)
+        raise typer.Exit(2) from error
 
 
 def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -54,9 +68,14 @@ async def _bootstrap_admin(session: AsyncSession, username: str) -> str | None:
     """On the very first start create the admin account and return its first key (shown once)."""
     if await account_service.count(session) > 0:
         return None
-    admin = await account_service.create(
-        session, username=username, name="Administrator", plan=Plan.enterprise, is_admin=True
-    )
+    # Two processes starting at once on a fresh database race here; the loser's commit fails on the
+    # unique username and it starts without printing a key (see serve()).
+    try:
+        admin = await account_service.create(
+            session, username=username, name="Administrator", plan=Plan.enterprise, is_admin=True
+        )
+    except Conflict:
+        return None
     _, plaintext = await api_key_service.issue(session, admin, name="first key (created on first start)")
     return plaintext
 
@@ -66,12 +85,20 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
     public_url: Annotated[str | None, typer.Option(help="Origin clients use, if not http://host:port")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Server processes (more than 1 needs Redis)")] = None,
 ) -> None:
     """Migrate the database, create the admin on first start, and serve the API."""
-    overrides = {key: value for key, value in {"host": host, "port": port, "public_url": public_url}.items() if value}
-    settings = get_settings().model_copy(update=overrides)
+    given = {"host": host, "port": port, "public_url": public_url, "workers": workers}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    # Through the environment so that worker processes, which build their own settings, see them too.
+    os.environ.update({f"YOLOSTACK_{key.upper()}": str(value) for key, value in overrides.items()})
+    get_settings.cache_clear()
+    settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
+    try:
+        first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
+    except IntegrityError:
+        first_key = None
     typer.echo(f"yolostack {settings.environment} · database {_redacted(settings.resolved_database_url)}")
     if first_key is not None:
         typer.echo(f"Created admin account '{settings.admin_username}'. Its API key (shown only this once):")
@@ -81,7 +108,18 @@ def serve(
     from yolostack.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    if settings.workers > 1:
+        # Each worker builds its own app from the environment; Redis keeps their rate limits shared.
+        uvicorn.run(
+            "yolostack.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+        )
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
 def _redacted(url: str) -> str:
@@ -108,7 +146,7 @@ def create_user(
         _, plaintext = await api_key_service.issue(session, account, name="first key")
         return account, plaintext
 
-    account, plaintext = _run_in_session(get_settings(), work)
+    account, plaintext = _run_in_session(_settings(), work)
     typer.echo(f"Created {account.username} ({account.id}, plan {account.plan})")
     typer.echo(f"API key (shown only this once): {plaintext}")
 
@@ -116,7 +154,7 @@ def create_user(
 @users_app.command("list")
 def list_users() -> None:
     """List accounts."""
-    accounts = _run_in_session(get_settings(), account_service.list_all)
+    accounts = _run_in_session(_settings(), account_service.list_all)
     for account in accounts:
         role = "admin" if account.is_admin else "user"
         typer.echo(f"{account.id}  {account.username:<24} {account.plan:<10} {role}")
@@ -139,7 +177,7 @@ def create_key(
         )
         return key.id, plaintext
 
-    key_id, plaintext = _run_in_session(get_settings(), work)
+    key_id, plaintext = _run_in_session(_settings(), work)
     # The id is what `keys revoke` takes; printing it saves a `keys list` to find it.
     typer.echo(f"Created {key_id} ({name}) for {user}")
     typer.echo(f"API key (shown only this once): {plaintext}")
@@ -159,7 +197,7 @@ def list_keys(user: Annotated[str, typer.Option("--user", help="Username")]) -> 
             for key in keys
         ]
 
-    for line in _run_in_session(get_settings(), work):
+    for line in _run_in_session(_settings(), work):
         typer.echo(line)
 
 
@@ -174,7 +212,7 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…
         key = await api_key_service.revoke(session, found.account_id, key_id)
         return key.name
 
-    typer.echo(f"Revoked {key_id} ({_run_in_session(get_settings(), work)})")
+    typer.echo(f"Revoked {key_id} ({_run_in_session(_settings(), work)})")
 
 
 def main() -> None:

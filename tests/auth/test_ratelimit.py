@@ -403,3 +403,20 @@ class TestRateLimited:
         body = assert_error(response, 429, "RATE_LIMITED")
         assert body["error"]["details"] == {"limit": 2, "windowSeconds": 86_400}
         assert int(response.headers["Retry-After"]) == DAY_END - int(clock.now)
+
+
+class TestLimiterUnavailable:
+    """A configured Redis that does not answer: fail closed with 503, never a bare 500 or an unlimited pass."""
+
+    @pytest.fixture
+    def settings(self, database_url: str, tmp_path: Path) -> Settings:
+        # Port 1 on loopback: nothing listens there, so every limiter call fails to connect.
+        return make_settings(database_url, tmp_path / "data", redis_url="redis://127.0.0.1:1/0")
+
+    async def test_authenticated_request_is_503(self, client: httpx.AsyncClient, alice: User) -> None:
+        response = await client.get("/api/projects", headers=alice.headers)
+        assert_error(response, 503, "SERVICE_UNAVAILABLE")
+        assert response.headers["retry-after"] == "5"
+
+    async def test_bad_key_is_still_401(self, client: httpx.AsyncClient, alice: User) -> None:
+        assert_error(await client.get("/api/projects", headers={"x-api-key": "ul_" + "2" * 40}), 401, "UNAUTHORIZED")

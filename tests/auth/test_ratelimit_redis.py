@@ -234,3 +234,27 @@ class TestSharedLimitAcrossProcesses:
             response = httpx.get(f"{server.base_url}/api/account/summary", headers=headers, timeout=10)
             assert_error(response, 429, "RATE_LIMITED")
             assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+class TestServeWithWorkers:
+    def test_worker_processes_share_one_budget(self, redis_url: str, tmp_path: Path) -> None:
+        env = {
+            "YOLOSTACK_DATA_DIR": str(tmp_path / "data"),
+            "YOLOSTACK_REDIS_URL": redis_url,
+            "YOLOSTACK_WORKERS": "2",
+            "YOLOSTACK_RATE_LIMITS__ENTERPRISE__PER_MINUTE": str(SHARED_PER_MINUTE),
+        }
+        server = launch_server(env)
+        try:
+            server.wait_until_healthy()
+            assert server.key is not None, server.output
+            headers = {"Authorization": f"Bearer {server.key}"}
+            wait_for_a_fresh_minute()
+            # A fresh connection per request lets the kernel hand them to either worker process.
+            for _ in range(SHARED_PER_MINUTE):
+                ok(httpx.get(f"{server.base_url}/api/account/summary", headers=headers, timeout=10))
+            response = httpx.get(f"{server.base_url}/api/account/summary", headers=headers, timeout=10)
+            assert_error(response, 429, "RATE_LIMITED")
+            assert server.output.count("Started server process") == 2, server.output
+        finally:
+            server.stop()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.exceptions import RedisError
 
 from yolostack.api_keys.repository import ApiKeyRepository
 from yolostack.auth.ratelimit import RateLimiter, Window
@@ -14,7 +15,7 @@ from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.crypto import hash_api_key
 from yolostack.core.db import DbSession
-from yolostack.core.errors import Forbidden, RateLimited, Unauthorized
+from yolostack.core.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from yolostack.core.timeutil import utcnow
 from yolostack.tables import Account, ApiKey, Plan
 
@@ -47,6 +48,15 @@ def read_api_key(request: Request) -> str | None:
     return api_key or None
 
 
+# /api routes that take no key: the interactive docs (signed links and the like arrive with later domains).
+PUBLIC_API_PREFIXES: tuple[str, ...] = ("/api/docs",)
+MISSING_KEY_MESSAGE = "Missing API key: send 'Authorization: Bearer ul_…' or 'x-api-key'"
+
+
+def needs_key(path: str) -> bool:
+    return path.startswith("/api/") and not path.startswith(PUBLIC_API_PREFIXES)
+
+
 def plan_windows(settings: Settings, account: Account) -> tuple[Window, ...]:
     limits = {
         Plan.free: settings.rate_limits.free,
@@ -61,7 +71,7 @@ def plan_windows(settings: Settings, account: Account) -> tuple[Window, ...]:
 async def authenticate(request: Request, session: DbSession) -> AuthContext:
     key = read_api_key(request)
     if key is None:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer ul_…' or 'x-api-key'")
+        raise Unauthorized(MISSING_KEY_MESSAGE)
     found = await ApiKeyRepository(session).get_with_account_by_hash(hash_api_key(key))
     if found is None:
         raise Unauthorized("Invalid API key")
@@ -80,7 +90,13 @@ async def apply_rate_limit(request: Request, auth: AuthContext) -> None:
     """Count this request against the key's budget; headers go on the response via ``request.state``."""
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
-    result = await limiter.hit(f"key:{auth.key.id}", plan_windows(settings, auth.account))
+    try:
+        result = await limiter.hit(f"key:{auth.key.id}", plan_windows(settings, auth.account))
+    except RedisError as error:
+        # Fail closed: serving without the shared limiter would let every process spend the whole budget.
+        raise ServiceUnavailable(
+            "Rate limiter unavailable (Redis); retry shortly", headers={"Retry-After": "5"}
+        ) from error
     request.state.rate_limit = result
     if not result.allowed:
         raise RateLimited(

@@ -79,6 +79,12 @@ class RateLimited(AppError):
     default_message = "Too many requests"
 
 
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "A service the server depends on is unavailable"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"success": False, "error": {"code": code, "message": message, "details": details}}
 

@@ -3,13 +3,14 @@
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from yolostack.tables import Table
 
 target_metadata = Table.metadata
+MIGRATION_LOCK_KEY = 0x796F6C6F  # "yolo"
 
 
 def _configure_and_run(connection: Connection) -> None:
@@ -21,6 +22,9 @@ def _configure_and_run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several servers starting at once: one migrates, the others wait and then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 
