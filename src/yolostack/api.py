@@ -8,6 +8,7 @@ from yolostack.activity.endpoints import router as activity_router
 from yolostack.api_keys.endpoints import router as api_keys_router
 from yolostack.projects.endpoints import router as projects_router
 from yolostack.trash.endpoints import router as trash_router
+from yolostack.uploads.endpoints import router as uploads_router
 
 api_router = APIRouter(prefix="/api")
 # /api/account/summary
@@ -22,3 +23,5 @@ api_router.include_router(projects_router, prefix="/projects")
 api_router.include_router(activity_router, prefix="/activity")
 # /api/trash[/empty]
 api_router.include_router(trash_router, prefix="/trash")
+# /api/upload/signed-url, /api/upload/complete
+api_router.include_router(uploads_router, prefix="/upload")

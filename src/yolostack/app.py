@@ -24,8 +24,13 @@ from yolostack.core.errors import (
     handle_unexpected_error,
     install_error_handlers,
 )
+from yolostack.storage.backends import create_store
+from yolostack.storage.endpoints import router as files_router
+from yolostack.storage.service import FileLinks
+from yolostack.storage.signing import Signer, load_secret
 from yolostack.trash.service import trash as trash_service
 from yolostack.trash.tasks import purge_expired_trash
+from yolostack.uploads.endpoints import put_router as upload_put_router
 from yolostack.worker.periodic import PeriodicTask
 
 
@@ -38,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = create_rate_limiter(settings.redis_url)
         app.state.database = database
         app.state.rate_limiter = limiter
+        app.state.file_links = _file_links(settings)
         trash_service.retention = timedelta(days=settings.trash.retention_days)
         purge = PeriodicTask(
             "trash.purge",
@@ -68,8 +74,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(api_router)
+    # Signed links: outside /api, no key (the signature is the permission), never rate-limited.
+    app.include_router(files_router)
+    app.include_router(upload_put_router)
     _add_health_routes(app)
     return app
+
+
+def _file_links(settings: Settings) -> FileLinks:
+    store = create_store(
+        settings.storage_url,
+        settings.data_dir,
+        endpoint_url=settings.storage.s3_endpoint_url,
+        region=settings.storage.s3_region,
+    )
+    return FileLinks(
+        store,
+        Signer(load_secret(settings.secret_key, settings.data_dir)),
+        settings.base_url,
+        download_ttl=settings.storage.download_url_ttl_seconds,
+        upload_ttl=settings.storage.upload_url_ttl_seconds,
+    )
 
 
 async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -54,6 +54,19 @@ class TrashSettings(BaseModel):
     purge_initial_delay_seconds: int = Field(default=60, ge=0)
 
 
+class StorageSettings(BaseModel):
+    """Where files live: the data directory by default, or any S3-compatible store."""
+
+    # The S3 endpoint (any S3-compatible server) and region; credentials come from boto3's usual places
+    # (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, instance roles).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Signed links: long enough for a slow training download, short enough to be worthless when leaked.
+    download_url_ttl_seconds: int = Field(default=6 * 3600, ge=60)
+    upload_url_ttl_seconds: int = Field(default=3600, ge=60)
+    max_upload_bytes: int = Field(default=50 * 1024**3, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -75,6 +88,12 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     rate_limits: RateLimitSettings = RateLimitSettings()
     trash: TrashSettings = TrashSettings()
+    storage: StorageSettings = StorageSettings()
+    # s3://bucket[/prefix] to keep files in an S3-compatible store; unset: the data directory.
+    storage_url: str | None = None
+    # Signs file URLs. Unset: generated once and kept in the data directory (set it when several servers
+    # share one database, so that any of them accepts the links another one signed).
+    secret_key: str | None = Field(default=None, min_length=32)
 
     @field_validator("database_url")
     @classmethod
@@ -87,6 +106,13 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value.removeprefix(plain)
         if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
             return "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _s3_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("s3://"):
+            raise ValueError("must look like s3://bucket[/prefix] (leave it unset for local disk)")
         return value
 
     @model_validator(mode="after")

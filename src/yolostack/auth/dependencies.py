@@ -37,6 +37,11 @@ class AuthContext:
     def has_scope(self, scope: Scope) -> bool:
         return not self.key.scopes or scope in self.key.scopes
 
+    def require(self, scope: Scope) -> None:
+        """For routes whose scope depends on the request (an upload's asset type)."""
+        if not self.has_scope(scope):
+            raise Forbidden(f"API key lacks the '{scope}' scope")
+
 
 def read_api_key(request: Request) -> str | None:
     """``Authorization: Bearer <key>`` (the Platform clients) or ``x-api-key`` (the HUB API)."""
@@ -117,8 +122,8 @@ class Authenticator:
         auth = await authenticate(request, session)
         if self.rate_limited:
             await apply_rate_limit(request, auth)
-        if self.scope is not None and not auth.has_scope(self.scope):
-            raise Forbidden(f"API key lacks the '{self.scope}' scope")
+        if self.scope is not None:
+            auth.require(self.scope)
         return auth
 
 

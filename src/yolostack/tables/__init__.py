@@ -6,6 +6,7 @@ from yolostack.tables.api_key import ApiKey
 from yolostack.tables.base import Table
 from yolostack.tables.model import Model, ModelStatus
 from yolostack.tables.project import Project, Visibility
+from yolostack.tables.upload_session import UploadSession, UploadStatus
 
 __all__ = [
     "Account",
@@ -17,5 +18,7 @@ __all__ = [
     "Plan",
     "Project",
     "Table",
+    "UploadSession",
+    "UploadStatus",
     "Visibility",
 ]

@@ -1,0 +1,253 @@
+"""Where bytes live: one small interface over local disk and any S3-compatible store.
+
+Writes stream through and become visible only when complete (a temporary file renamed into place, an
+S3 multipart upload completed at the end), so a broken upload never leaves half an object behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import anyio
+
+from yolostack.core.errors import PayloadTooLarge
+
+CHUNK_SIZE = 1024 * 1024
+S3_PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB, except the last
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+    md5: str
+
+
+class ObjectTooLarge(PayloadTooLarge):
+    default_message = "Upload exceeds its size limit"
+
+
+def check_key(key: str) -> str:
+    """Keys are relative POSIX paths we build ourselves; refuse anything that could escape the root."""
+    path = PurePosixPath(key)
+    if not key or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts) or "\\" in key:
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class _Digest:
+    def __init__(self, max_bytes: int | None) -> None:
+        self.size = 0
+        self.max_bytes = max_bytes
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise ObjectTooLarge(f"Upload exceeds its limit of {self.max_bytes} bytes")
+        self.sha256.update(chunk)
+        self.md5.update(chunk)
+
+    def result(self, key: str) -> StoredObject:
+        return StoredObject(key=key, size=self.size, sha256=self.sha256.hexdigest(), md5=self.md5.hexdigest())
+
+
+class ObjectStore(Protocol):
+    """What every backend offers; keys are ``a/b/file.ext`` and end with the file's real name."""
+
+    kind: str
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject: ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive (HTTP Range semantics), streamed."""
+        ...
+
+    async def size(self, key: str) -> int | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def move(self, source: str, target: str) -> None: ...
+
+    def presigned_get(self, key: str, expires_in: int) -> str | None:
+        """A URL the store itself serves, or None when the server must serve the bytes (local disk)."""
+        ...
+
+
+async def iter_file(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        while chunk := await handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+class LocalStore:
+    """Files under ``root``; the server signs and serves their URLs itself."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._partial = root / ".partial"
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
+        target = self.path(key)
+        self._partial.mkdir(parents=True, exist_ok=True)
+        partial = self._partial / secrets.token_hex(16)
+        digest = _Digest(max_bytes)
+        try:
+            async with await anyio.open_file(partial, "wb") as handle:
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    await handle.write(chunk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return digest.result(key)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive (HTTP Range semantics)."""
+        remaining = None if end is None else end - start + 1
+        async with await anyio.open_file(self.path(key), "rb") as handle:
+            await handle.seek(start)
+            while remaining is None or remaining > 0:
+                chunk = await handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return (await anyio.Path(self.path(key)).stat()).st_size
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    async def move(self, source: str, target: str) -> None:
+        destination = self.path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(source), destination)
+
+    def presigned_get(self, key: str, expires_in: int) -> str | None:
+        return None
+
+
+class S3Store:
+    """Objects in a bucket of any S3-compatible server; downloads are presigned by the store."""
+
+    kind = "s3"
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None, region: str | None) -> S3Store:
+        import boto3
+        from botocore.config import Config
+
+        parts = urlsplit(url)
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+        return cls(client, parts.netloc, parts.path)
+
+    def object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.client, method), Bucket=self.bucket, **kwargs)
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
+        name = self.object_key(key)
+        digest = _Digest(max_bytes)
+        upload = await self._call("create_multipart_upload", Key=name)
+        upload_id = upload["UploadId"]
+        parts: list[dict[str, Any]] = []
+        buffer = bytearray()
+        try:
+            async for chunk in chunks:
+                digest.update(chunk)
+                buffer.extend(chunk)
+                if len(buffer) >= S3_PART_SIZE:
+                    parts.append(await self._part(name, upload_id, len(parts) + 1, bytes(buffer)))
+                    buffer.clear()
+            if buffer or not parts:
+                parts.append(await self._part(name, upload_id, len(parts) + 1, bytes(buffer)))
+            await self._call(
+                "complete_multipart_upload", Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
+            raise
+        return digest.result(key)
+
+    async def _part(self, name: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        reply = await self._call("upload_part", Key=name, UploadId=upload_id, PartNumber=number, Body=body)
+        return {"ETag": reply["ETag"], "PartNumber": number}
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        byte_range = f"bytes={start}-{'' if end is None else end}"
+        reply = await self._call("get_object", Key=self.object_key(key), Range=byte_range)
+        body = reply["Body"]
+        try:
+            while chunk := await asyncio.to_thread(body.read, CHUNK_SIZE):
+                yield chunk
+        finally:
+            body.close()
+
+    async def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            reply = await self._call("head_object", Key=self.object_key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(reply["ContentLength"])
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete_object", Key=self.object_key(key))
+
+    async def move(self, source: str, target: str) -> None:
+        copy_source = {"Bucket": self.bucket, "Key": self.object_key(source)}
+        # The managed copy switches to multipart above 5 GB, where a single CopyObject fails.
+        await asyncio.to_thread(self.client.copy, copy_source, self.bucket, self.object_key(target))
+        await self.delete(source)
+
+    def presigned_get(self, key: str, expires_in: int) -> str | None:
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.object_key(key)}, ExpiresIn=expires_in
+        )
+        return url
+
+
+def create_store(
+    storage_url: str | None, data_dir: Path, *, endpoint_url: str | None, region: str | None
+) -> ObjectStore:
+    if storage_url:
+        return S3Store.from_url(storage_url, endpoint_url=endpoint_url, region=region)
+    return LocalStore(data_dir / "objects")

@@ -1,0 +1,67 @@
+"""``GET /files/{token}/{name}``: signed downloads from local disk, with exact lengths and Range."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import Response, StreamingResponse
+
+from yolostack.core.errors import AppError, NotFound
+from yolostack.storage.service import DOWNLOAD, Files
+
+router = APIRouter(tags=["files"])
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(AppError):
+    status_code = 416
+    code = "RANGE_NOT_SATISFIABLE"
+    default_message = "Requested range not satisfiable"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` / ``a-`` / ``-n`` range as inclusive offsets, None for the whole file."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or match.groups() == ("", ""):
+        # Multiple or malformed ranges: serve the whole file, as RFC 9110 allows.
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@router.api_route("/files/{token}/{filename}", methods=["GET", "HEAD"], response_model=None)
+async def download_file(
+    files: Files, token: str, filename: str, range_header: Annotated[str | None, Header(alias="range")] = None
+) -> Response:
+    """Serve a signed file; no API key needed, the link itself is the permission."""
+    claims = files.signer.verify(DOWNLOAD, token)
+    if claims.get("n") != filename:
+        raise NotFound("file not found")
+    key = str(claims["k"])
+    size = await files.store.size(key)
+    if size is None:
+        raise NotFound("file not found")
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0"}
+    selected = parse_range(range_header, size)
+    if selected is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(files.store.read(key), media_type=content_type, headers=headers)
+    start, end = selected
+    headers["Content-Length"] = str(end - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        files.store.read(key, start, end), status_code=206, media_type=content_type, headers=headers
+    )

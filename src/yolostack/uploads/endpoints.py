@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from yolostack.auth.dependencies import AnyAuth
+from yolostack.auth.scopes import Scope
+from yolostack.core.db import DbSession
+from yolostack.core.responses import Body, both, client
+from yolostack.core.timeutil import isoformat
+from yolostack.storage.service import UPLOAD, Files
+from yolostack.uploads.schemas import CompleteRequest, SignedUrlRequest
+from yolostack.uploads.service import upload as upload_service
+
+router = APIRouter(tags=["uploads"])
+put_router = APIRouter(tags=["uploads"])
+
+
+@router.post("/signed-url")
+async def create_signed_upload_url(
+    request: Request, auth: AnyAuth, session: DbSession, files: Files, data: SignedUrlRequest
+) -> Body:
+    """Open an upload: ``PUT`` the raw bytes to ``uploadUrl`` (no key needed), then complete it."""
+    auth.require(Scope(data.asset_type))
+    storage = request.app.state.settings.storage
+    upload = await upload_service.open(
+        session, auth.account_id, data, ttl=storage.upload_url_ttl_seconds, max_bytes=storage.max_upload_bytes
+    )
+    fields: dict[str, Any] = {
+        "sessionId": upload.id,
+        "uploadUrl": files.upload_url(upload.id, upload.filename),
+        "expiresAt": isoformat(upload.expires_at),
+        "headers": {"Content-Type": "application/octet-stream"},
+    }
+    return both(fields, **fields)
+
+
+@router.post("/complete")
+async def complete_upload(auth: AnyAuth, session: DbSession, data: CompleteRequest) -> Body:
+    """Verify what arrived (size, optional SHA-256 or MD5) and make it visible to its asset."""
+    upload = await upload_service.get_owned(session, auth.account_id, data.session_id)
+    auth.require(Scope(upload.asset_type))
+    upload = await upload_service.complete(session, auth.account_id, upload, data)
+    file = {"size": upload.size, "contentType": upload.content_type, "sha256": upload.sha256}
+    return both({"sessionId": upload.id, "file": file}, file=file)
+
+
+@put_router.put("/uploads/{token}/{filename}")
+async def put_upload(request: Request, session: DbSession, files: Files, token: str, filename: str) -> Body:
+    """Receive the bytes of a signed upload (the token is the permission; no API key)."""
+    claims = files.signer.verify(UPLOAD, token)
+    upload_id = str(claims["s"])
+    max_bytes = request.app.state.settings.storage.max_upload_bytes
+    upload = await upload_service.receive(session, files.store, upload_id, filename, request.stream(), max_bytes)
+    return client(size=upload.size)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from yolostack.core.schemas import RequestSchema
+
+# Names we store under: a plain basename, no path, no control characters.
+_FORBIDDEN = set("/\\\x00") | {chr(code) for code in range(32)}
+
+
+class SignedUrlRequest(RequestSchema):
+    asset_type: Literal["datasets", "models"]
+    asset_id: str = Field(min_length=1, max_length=40)
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=128)
+    total_bytes: int | None = Field(default=None, ge=0)
+
+    @field_validator("filename")
+    @classmethod
+    def _basename(cls, value: str) -> str:
+        if value in (".", "..") or any(char in _FORBIDDEN for char in value):
+            raise ValueError("filename must be a plain file name without a path")
+        return value
+
+
+class CompleteRequest(RequestSchema):
+    session_id: str = Field(min_length=1, max_length=40)
+    checksum: str | None = Field(default=None, max_length=128, description="SHA-256 hex (optionally 'sha256:…')")
+    md5: str | None = Field(default=None, max_length=64, description="MD5 hex")
