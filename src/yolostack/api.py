@@ -6,7 +6,11 @@ from yolostack.account.endpoints import router as account_router
 from yolostack.account.endpoints import users_router
 from yolostack.activity.endpoints import router as activity_router
 from yolostack.api_keys.endpoints import router as api_keys_router
+from yolostack.datasets import trash as _dataset_trash  # noqa: F401  (registers the dataset trash kind)
+from yolostack.datasets.endpoints import router as datasets_router
+from yolostack.datasets.images import router as images_router
 from yolostack.projects.endpoints import router as projects_router
+from yolostack.storage.usage import router as storage_router
 from yolostack.trash.endpoints import router as trash_router
 from yolostack.uploads.endpoints import router as uploads_router
 
@@ -19,9 +23,15 @@ api_router.include_router(users_router, prefix="/users")
 api_router.include_router(api_keys_router, prefix="/api-keys")
 # /api/projects[/{projectId} | /{owner}[/{slug}]]
 api_router.include_router(projects_router, prefix="/projects")
+# /api/datasets[/{datasetId}[/export] | /{owner}[/{slug}[/export | /ingest | /images]]]
+api_router.include_router(datasets_router, prefix="/datasets")
+# /api/images/{id}
+api_router.include_router(images_router, prefix="/images")
 # /api/activity[/mark-seen | /archive]
 api_router.include_router(activity_router, prefix="/activity")
 # /api/trash[/empty]
 api_router.include_router(trash_router, prefix="/trash")
+# /api/storage
+api_router.include_router(storage_router, prefix="/storage")
 # /api/upload/signed-url, /api/upload/complete
 api_router.include_router(uploads_router, prefix="/upload")

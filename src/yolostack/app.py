@@ -24,6 +24,7 @@ from yolostack.core.errors import (
     handle_unexpected_error,
     install_error_handlers,
 )
+from yolostack.datasets.tasks import IngestWorker
 from yolostack.storage.backends import create_store
 from yolostack.storage.endpoints import router as files_router
 from yolostack.storage.service import FileLinks
@@ -48,13 +49,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         purge = PeriodicTask(
             "trash.purge",
             settings.trash.purge_interval_seconds,
-            lambda: purge_expired_trash(database),
+            lambda: purge_expired_trash(database, app.state.file_links.store),
             initial_delay=settings.trash.purge_initial_delay_seconds,
         )
         purge.start()
+        ingest = PeriodicTask("dataset.ingest", 1.0, IngestWorker(database, app.state.file_links).run_pending)
+        ingest.start()
         try:
             yield
         finally:
+            await ingest.stop()
             await purge.stop()
             await limiter.close()
             await database.dispose()

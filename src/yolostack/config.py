@@ -54,6 +54,14 @@ class TrashSettings(BaseModel):
     purge_initial_delay_seconds: int = Field(default=60, ge=0)
 
 
+class StorageQuota(BaseModel):
+    """Bytes an account may keep, by plan (uploads that would pass it are refused up front)."""
+
+    free: int = Field(default=10 * 1024**3, ge=0)
+    pro: int = Field(default=500 * 1024**3, ge=0)
+    enterprise: int = Field(default=100 * 1024**4, ge=0)
+
+
 class StorageSettings(BaseModel):
     """Where files live: the data directory by default, or any S3-compatible store."""
 
@@ -65,6 +73,7 @@ class StorageSettings(BaseModel):
     download_url_ttl_seconds: int = Field(default=6 * 3600, ge=60)
     upload_url_ttl_seconds: int = Field(default=3600, ge=60)
     max_upload_bytes: int = Field(default=50 * 1024**3, ge=1)
+    quota: StorageQuota = StorageQuota()
 
 
 class Settings(BaseSettings):

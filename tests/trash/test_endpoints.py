@@ -340,9 +340,9 @@ class TestRestoreTrashItem:
     ) -> None:
         assert_error(await client.post(TRASH, json=body, headers=alice.headers), 422, "VALIDATION_ERROR")
 
-    async def test_type_without_trash_support_is_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:
+    async def test_unknown_dataset_is_404(self, client: httpx.AsyncClient, alice: User) -> None:
         response = await client.post(TRASH, json={"id": "dataset_x", "type": "dataset"}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 404, "NOT_FOUND")
 
 
 class TestEmptyTrash:

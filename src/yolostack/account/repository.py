@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 
 from yolostack.core.repository import Repository
-from yolostack.tables import Account, Model, Project
+from yolostack.tables import Account, Dataset, Model, Project
 
 
 class AccountRepository(Repository):
@@ -31,4 +31,7 @@ class AccountRepository(Repository):
             select(Project.id).where(Project.owner_id == account_id, Project.deleted_at.is_(None))
         )
         models = await self.count(select(Model.id).where(Model.owner_id == account_id, Model.deleted_at.is_(None)))
-        return {"projects": projects, "datasets": 0, "models": models}
+        datasets = await self.count(
+            select(Dataset.id).where(Dataset.owner_id == account_id, Dataset.deleted_at.is_(None))
+        )
+        return {"projects": projects, "datasets": datasets, "models": models}

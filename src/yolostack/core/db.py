@@ -16,6 +16,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from yolostack.core.files import delete_orphans, forget_orphans
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -90,9 +92,11 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
         except Exception:
             await session.rollback()
+            forget_orphans(session)
             raise
         else:
             await session.commit()
+            await delete_orphans(session, request.app.state.file_links.store)
 
 
 # "function" scope: the commit happens before the response is sent, so a failed commit is a 500

@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -38,8 +38,9 @@ class ObjectTooLarge(PayloadTooLarge):
 
 def check_key(key: str) -> str:
     """Keys are relative POSIX paths we build ourselves; refuse anything that could escape the root."""
-    path = PurePosixPath(key)
-    if not key or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts) or "\\" in key:
+    # Split by hand: PurePosixPath folds "a//b", "./a" and "a/" into clean paths, which disk would then
+    # accept as aliases of another key while S3 keeps them as different objects.
+    if "\\" in key or any(part in ("", ".", "..") for part in key.split("/")):
         raise ValueError(f"invalid storage key {key!r}")
     return key
 
@@ -200,7 +201,10 @@ class S3Store:
                 "complete_multipart_upload", Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
+            # Shielded: a cancelled request (anyio cancels every later await too) must still abort the
+            # upload, or the store keeps its parts, unseen and billed, until a lifecycle rule sweeps them.
+            with anyio.CancelScope(shield=True):
+                await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
             raise
         return digest.result(key)
 
@@ -209,8 +213,11 @@ class S3Store:
         return {"ETag": reply["ETag"], "PartNumber": number}
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        byte_range = f"bytes={start}-{'' if end is None else end}"
-        reply = await self._call("get_object", Key=self.object_key(key), Range=byte_range)
+        ranged: dict[str, str] = {}
+        if start or end is not None:
+            # Only when asked: S3 answers any Range on an empty object with 416, even "bytes=0-".
+            ranged["Range"] = f"bytes={start}-{'' if end is None else end}"
+        reply = await self._call("get_object", Key=self.object_key(key), **ranged)
         body = reply["Body"]
         try:
             while chunk := await asyncio.to_thread(body.read, CHUNK_SIZE):

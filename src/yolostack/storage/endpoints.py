@@ -32,6 +32,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         # Multiple or malformed ranges: serve the whole file, as RFC 9110 allows.
         return None
     first, last = match.groups()
+    if first and last and int(last) < int(first):
+        return None  # "bytes=5-3" is invalid, not unsatisfiable: RFC 9110 §14.1.1 says ignore it
     if first == "":
         start, end = max(size - int(last), 0), size - 1
     else:
@@ -41,7 +43,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.api_route("/files/{token}/{filename}", methods=["GET", "HEAD"], response_model=None)
+# Two routes rather than one with both methods: one would give OpenAPI the same operation id twice.
+@router.head("/files/{token}/{filename}", response_model=None, include_in_schema=False)
+@router.get("/files/{token}/{filename}", response_model=None)
 async def download_file(
     files: Files, token: str, filename: str, range_header: Annotated[str | None, Header(alias="range")] = None
 ) -> Response:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import Depends, Request
 
+from yolostack.core.errors import AppError
 from yolostack.storage.backends import ObjectStore
 from yolostack.storage.signing import Signer
 
@@ -29,12 +30,24 @@ class FileLinks:
 
         ``key`` must end with ``filename``: S3 clients take the file name from the URL's last segment.
         """
-        ttl = expires_in or self.download_ttl
+        ttl = self.download_ttl if expires_in is None else expires_in
         presigned = self.store.presigned_get(key, ttl)
         if presigned is not None:
             return presigned
         token = self.signer.sign(DOWNLOAD, {"k": key, "n": filename}, ttl)
         return f"{self.base_url}/files/{token}/{quote(filename)}"
+
+    def local_key(self, url: str) -> str | None:
+        """The storage key behind one of this server's own download links, or None for any other URL."""
+        prefix = f"{self.base_url}/files/"
+        if not url.startswith(prefix):
+            return None
+        token, _, name = url.removeprefix(prefix).partition("/")
+        try:
+            claims = self.signer.verify(DOWNLOAD, token)
+        except AppError:
+            return None
+        return str(claims["k"]) if claims.get("n") == unquote(name.split("?")[0]) else None
 
     def upload_url(self, session_id: str, filename: str) -> str:
         token = self.signer.sign(UPLOAD, {"s": session_id}, self.upload_ttl)

@@ -4,6 +4,8 @@ from yolostack.tables.account import Account, AccountType, Plan
 from yolostack.tables.activity_event import ActivityEvent
 from yolostack.tables.api_key import ApiKey
 from yolostack.tables.base import Table
+from yolostack.tables.dataset import Dataset, DatasetStatus
+from yolostack.tables.dataset_image import DatasetImage, image_key
 from yolostack.tables.model import Model, ModelStatus
 from yolostack.tables.project import Project, Visibility
 from yolostack.tables.upload_session import UploadSession, UploadStatus
@@ -13,6 +15,9 @@ __all__ = [
     "AccountType",
     "ActivityEvent",
     "ApiKey",
+    "Dataset",
+    "DatasetImage",
+    "DatasetStatus",
     "Model",
     "ModelStatus",
     "Plan",
@@ -21,4 +26,5 @@ __all__ = [
     "UploadSession",
     "UploadStatus",
     "Visibility",
+    "image_key",
 ]

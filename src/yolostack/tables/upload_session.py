@@ -13,6 +13,7 @@ class UploadStatus(StrEnum):
     uploaded = "uploaded"  # bytes stored, not yet confirmed by /api/upload/complete
     completed = "completed"  # checksum verified; the file is visible to its asset
     failed = "failed"
+    consumed = "consumed"  # ingested into a dataset; the archive itself was deleted
 
 
 class UploadSession(IdMixin, Table):

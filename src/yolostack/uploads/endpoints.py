@@ -10,6 +10,8 @@ from yolostack.core.db import DbSession
 from yolostack.core.responses import Body, both, client
 from yolostack.core.timeutil import isoformat
 from yolostack.storage.service import UPLOAD, Files
+from yolostack.storage.usage import ensure_room
+from yolostack.tables import Account
 from yolostack.uploads.schemas import CompleteRequest, SignedUrlRequest
 from yolostack.uploads.service import upload as upload_service
 
@@ -24,6 +26,7 @@ async def create_signed_upload_url(
     """Open an upload: ``PUT`` the raw bytes to ``uploadUrl`` (no key needed), then complete it."""
     auth.require(Scope(data.asset_type))
     storage = request.app.state.settings.storage
+    await ensure_room(session, request.app.state.settings, auth.account, data.total_bytes or 0)
     upload = await upload_service.open(
         session, auth.account_id, data, ttl=storage.upload_url_ttl_seconds, max_bytes=storage.max_upload_bytes
     )
@@ -52,5 +55,14 @@ async def put_upload(request: Request, session: DbSession, files: Files, token: 
     claims = files.signer.verify(UPLOAD, token)
     upload_id = str(claims["s"])
     max_bytes = request.app.state.settings.storage.max_upload_bytes
-    upload = await upload_service.receive(session, files.store, upload_id, filename, request.stream(), max_bytes)
+    settings = request.app.state.settings
+
+    async def room(account_id: str) -> int:
+        account = await session.get(Account, account_id)
+        assert account is not None
+        return await ensure_room(session, settings, account, 0)
+
+    upload = await upload_service.receive(
+        session, files.store, upload_id, filename, request.stream(), max_bytes, room=room
+    )
     return client(size=upload.size)

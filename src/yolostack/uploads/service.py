@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -14,12 +14,13 @@ from yolostack.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarg
 from yolostack.core.ids import new_id
 from yolostack.core.timeutil import utcnow
 from yolostack.storage.backends import ObjectStore
-from yolostack.tables import Model, UploadSession, UploadStatus
+from yolostack.tables import Dataset, Model, UploadSession, UploadStatus
 from yolostack.uploads.repository import UploadRepository
 from yolostack.uploads.schemas import CompleteRequest, SignedUrlRequest
 
-# Tables a session may upload into; datasets register themselves when their table exists.
-ASSET_TABLES: dict[str, type] = {"models": Model}
+# Tables a session may upload into.
+ASSET_TABLES: dict[str, type] = {"models": Model, "datasets": Dataset}
+DATASET_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".ndjson")
 
 
 class UploadService:
@@ -38,6 +39,10 @@ class UploadService:
         )
         if owned is None:
             raise NotFound(f"{request.asset_type[:-1]} '{request.asset_id}' not found")
+        if request.asset_type == "datasets" and not request.filename.lower().endswith(DATASET_SUFFIXES):
+            raise BadRequest(
+                f"dataset uploads must be one of {', '.join(DATASET_SUFFIXES)}: package images in an archive"
+            )
         if request.total_bytes is not None and request.total_bytes > max_bytes:
             raise PayloadTooLarge(f"totalBytes exceeds the upload limit of {max_bytes} bytes")
         upload_id = new_id("upload")
@@ -63,8 +68,12 @@ class UploadService:
         filename: str,
         body: AsyncIterable[bytes],
         max_bytes: int,
+        room: Callable[[str], Awaitable[int]] | None = None,
     ) -> UploadSession:
-        """Stream the PUT body into the store; the size limit holds while streaming, not after."""
+        """Stream the PUT body into the store; the size limit holds while streaming, not after.
+
+        ``room(account_id)`` gives the bytes the account's storage quota still allows.
+        """
         upload = await UploadRepository(session).get(upload_id)
         if upload is None or upload.filename != filename:
             raise NotFound("upload session not found")
@@ -73,6 +82,8 @@ class UploadService:
         if upload.expires_at <= utcnow():
             raise NotFound("upload session has expired")
         limit = max_bytes if upload.declared_bytes is None else min(upload.declared_bytes, max_bytes)
+        if room is not None:
+            limit = min(limit, await room(upload.account_id))
         stored = await store.write(upload.storage_key, body, max_bytes=limit)
         upload.status = UploadStatus.uploaded
         upload.size, upload.sha256, upload.md5 = stored.size, stored.sha256, stored.md5

@@ -1,0 +1,211 @@
+"""Datasets: create, read, change, trash; queue ingests; hand out the NDJSON export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yolostack.account.repository import AccountRepository
+from yolostack.activity.service import activity as activity_service
+from yolostack.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from yolostack.core.ids import new_id
+from yolostack.core.pagination import PageParams
+from yolostack.core.slugs import slugify
+from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.datasets.repository import DatasetRepository, DatasetRow
+from yolostack.datasets.schemas import DatasetCreate, DatasetDetail, DatasetSchema, DatasetUpdate, IngestRequest, Splits
+from yolostack.tables import Account, Dataset, DatasetStatus, UploadSession, UploadStatus
+from yolostack.trash.service import trash as trash_service
+from yolostack.uploads.schemas import CompleteRequest
+from yolostack.uploads.service import upload as upload_service
+
+
+def names_list(class_names: dict[str, str]) -> list[str]:
+    """``{"0": "cat", "2": "dog"}`` → ``["cat", "class1", "dog"]``: ids stay positions, as ultralytics fills gaps."""
+    if not class_names:
+        return []
+    highest = max(int(key) for key in class_names)
+    return [class_names.get(str(index), f"class{index}") for index in range(highest + 1)]
+
+
+def dataset_view(dataset: Dataset, owner: str, stats: dict[str, int] | None) -> DatasetSchema:
+    stats = stats or {}
+    names = names_list(dataset.class_names)
+    return DatasetSchema(
+        id=dataset.id,
+        owner=owner,
+        dataset=dataset.slug,
+        slug=dataset.slug,
+        name=dataset.name,
+        description=dataset.description,
+        task=dataset.task,
+        visibility=dataset.visibility,
+        status=dataset.status,
+        image_count=stats.get("total", 0),
+        splits=Splits(
+            train=stats.get("train", 0),
+            val=stats.get("val", 0),
+            test=stats.get("test", 0),
+            labeled=stats.get("labeled", 0),
+        ),
+        class_names=names,
+        class_count=len(names),
+        kpt_shape=dataset.kpt_shape,
+        flip_idx=dataset.flip_idx,
+        error_count=stats.get("errors", 0),
+        version=dataset.version,
+        processing_error=dataset.processing_error,
+        processing_progress=dataset.processing_progress,
+        tags=list(dataset.tags or []),
+        license=dataset.license,
+        created_at=dataset.created_at,
+        updated_at=dataset.updated_at,
+    )
+
+
+class DatasetService:
+    async def create(self, session: AsyncSession, account: Account, data: DatasetCreate) -> Dataset:
+        if data.owner not in (None, account.username):
+            raise NotFound(f"workspace '{data.owner}' not found")
+        assert data.dataset is not None
+        assert data.name is not None
+        repository = DatasetRepository(session)
+        if await repository.slug_taken(account.id, data.dataset):
+            raise Conflict(f"dataset '{data.dataset}' already exists")
+        dataset = Dataset(
+            id=new_id("dataset"),
+            owner_id=account.id,
+            slug=data.dataset,
+            name=data.name,
+            description=data.description,
+            task=data.task,
+            visibility=data.visibility,
+            license=data.license,
+            tags=list(data.tags),
+            metadata_=data.metadata or {},
+            class_names={str(index): name for index, name in enumerate(data.class_names or [])},
+        )
+        try:
+            async with session.begin_nested():
+                await repository.add(dataset)
+        except IntegrityError as error:
+            raise Conflict(f"dataset '{data.dataset}' already exists") from error
+        await self._record(session, account.id, dataset, "created")
+        return dataset
+
+    async def get_by_id(self, session: AsyncSession, viewer: Account, dataset_id: str) -> DatasetRow:
+        row = await DatasetRepository(session).get_readable(viewer.id, dataset_id)
+        if row is None:
+            raise NotFound(f"dataset '{dataset_id}' not found")
+        return row
+
+    async def get_by_slug(self, session: AsyncSession, viewer: Account, owner: str, slug: str) -> DatasetRow:
+        row = await DatasetRepository(session).get_readable_by_slug(viewer.id, owner, slug)
+        if row is None:
+            raise NotFound(f"dataset '{owner}/{slug}' not found")
+        return row
+
+    def require_owner(self, viewer: Account, row: DatasetRow) -> Dataset:
+        dataset, owner = row
+        if owner.id != viewer.id:
+            raise Forbidden("public datasets of other accounts are read-only")
+        return dataset
+
+    async def list_for(
+        self, session: AsyncSession, viewer: Account, owner: str | None, params: PageParams, task: str | None = None
+    ) -> tuple[list[DatasetSchema], int]:
+        owner_account = viewer
+        if owner is not None and owner != viewer.username:
+            found = await AccountRepository(session).get_by_username(owner)
+            if found is None:
+                raise NotFound(f"user '{owner}' not found")
+            owner_account = found
+        repository = DatasetRepository(session)
+        datasets, total = await repository.list_readable(viewer.id, owner_account.id, params, task)
+        stats = await repository.image_stats([dataset.id for dataset in datasets])
+        return [dataset_view(dataset, owner_account.username, stats.get(dataset.id)) for dataset in datasets], total
+
+    async def detail(self, session: AsyncSession, row: DatasetRow) -> DatasetDetail:
+        dataset, owner = row
+        stats = (await DatasetRepository(session).image_stats([dataset.id])).get(dataset.id)
+        view = dataset_view(dataset, owner.username, stats)
+        return DatasetDetail(**view.model_dump(), metadata=dataset.metadata_)
+
+    async def update(self, session: AsyncSession, viewer: Account, row: DatasetRow, data: DatasetUpdate) -> Dataset:
+        dataset = self.require_owner(viewer, row)
+        changes = data.model_dump(exclude_unset=True)
+        if data.name is not None and data.name != dataset.name:
+            slug = slugify(data.name)
+            if not slug:
+                raise BadRequest("name must contain at least one letter or digit")
+            if await DatasetRepository(session).slug_taken(viewer.id, slug, except_id=dataset.id):
+                raise Conflict(f"dataset '{slug}' already exists")
+            dataset.name, dataset.slug = data.name, slug
+        for field in ("description", "visibility", "license", "task"):
+            if changes.get(field) is not None:
+                setattr(dataset, field, changes[field])
+        if data.tags is not None:
+            dataset.tags = list(data.tags)
+        if data.metadata is not None:
+            dataset.metadata_ = data.metadata
+        if data.class_names is not None:
+            dataset.class_names = {str(index): name for index, name in enumerate(data.class_names)}
+            dataset.version += 1
+        await session.flush()
+        await self._record(session, viewer.id, dataset, "updated", fields=sorted(changes))
+        return dataset
+
+    async def delete(self, session: AsyncSession, viewer: Account, row: DatasetRow) -> None:
+        dataset = self.require_owner(viewer, row)
+        await trash_service.move(session, viewer.id, "dataset", dataset)
+
+    async def queue_ingest(
+        self, session: AsyncSession, viewer: Account, row: DatasetRow, request: IngestRequest
+    ) -> str:
+        dataset = self.require_owner(viewer, row)
+        if dataset.status == DatasetStatus.processing:
+            raise Conflict("an ingest is already running for this dataset")
+        upload = await session.get(UploadSession, request.session_id)
+        if upload is None or upload.account_id != viewer.id or upload.asset_id != dataset.id:
+            raise NotFound(f"upload session '{request.session_id}' not found for this dataset")
+        if upload.status == UploadStatus.uploaded:
+            # As on the Platform, ingesting an uploaded archive completes its upload session too.
+            upload = await upload_service.complete(session, viewer.id, upload, CompleteRequest(session_id=upload.id))
+        if upload.status != UploadStatus.completed:
+            raise Conflict("nothing has been uploaded for this session yet")
+        job_id = new_id("job")
+        dataset.status = DatasetStatus.processing
+        dataset.processing_error = None
+        dataset.processing_progress = {"phase": "queued", "current": 0, "total": 0}
+        dataset.ingest = {
+            "jobId": job_id,
+            "sessionId": upload.id,
+            "targetSplit": request.target_split,
+            "conflictPolicy": request.conflict_policy,
+            "queuedAt": isoformat(utcnow()),
+            "attempts": 0,
+        }
+        await self._record(session, viewer.id, dataset, "ingest_queued", job=job_id)
+        return job_id
+
+    async def _record(
+        self, session: AsyncSession, account_id: str, dataset: Dataset, verb: str, **details: object
+    ) -> None:
+        await activity_service.record(
+            session,
+            account_id,
+            f"dataset.{verb}",
+            resource_type="dataset",
+            resource_id=dataset.id,
+            resource_name=dataset.name,
+            message=f"Dataset '{dataset.name}' {verb.replace('_', ' ')}",
+            details=dict(details),
+        )
+
+    async def stats(self, session: AsyncSession, datasets: Sequence[Dataset]) -> dict[str, dict[str, int]]:
+        return await DatasetRepository(session).image_stats([dataset.id for dataset in datasets])
+
+
+dataset = DatasetService()

@@ -1,0 +1,111 @@
+"""Exact bytes per account and category (``GET /api/storage``), and the plan quota uploads must fit in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yolostack.auth.dependencies import StorageAuth
+from yolostack.config import Settings
+from yolostack.core.db import DbSession
+from yolostack.core.errors import PayloadTooLarge
+from yolostack.core.responses import Body, both
+from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.tables import Account, Dataset, DatasetImage, Plan, UploadSession, UploadStatus
+
+router = APIRouter(tags=["storage"])
+
+# Upload sessions whose bytes are still in storage.
+HELD = (UploadStatus.uploaded, UploadStatus.completed)
+
+
+@dataclass(frozen=True)
+class Usage:
+    dataset_bytes: int
+    dataset_count: int
+    image_count: int
+    model_bytes: int
+    model_count: int
+
+    @property
+    def total(self) -> int:
+        return self.dataset_bytes + self.model_bytes
+
+
+def quota(settings: Settings, account: Account) -> int:
+    limits = settings.storage.quota
+    return {Plan.free: limits.free, Plan.pro: limits.pro, Plan.enterprise: limits.enterprise}[Plan(account.plan)]
+
+
+async def measure(session: AsyncSession, account_id: str) -> Usage:
+    """What the account's files take: images once per distinct content (as stored), plus held uploads."""
+    distinct_images = (
+        select(DatasetImage.hash, DatasetImage.ext, func.max(DatasetImage.bytes).label("size"))
+        .where(DatasetImage.owner_id == account_id)
+        .group_by(DatasetImage.hash, DatasetImage.ext)
+        .subquery()
+    )
+    image_bytes, image_count = (
+        await session.execute(select(func.coalesce(func.sum(distinct_images.c.size), 0), func.count()))
+    ).one()
+    datasets = await session.scalar(select(func.count()).select_from(Dataset).where(Dataset.owner_id == account_id))
+    held = (
+        await session.execute(
+            select(UploadSession.asset_type, func.coalesce(func.sum(UploadSession.size), 0), func.count())
+            .where(UploadSession.account_id == account_id, UploadSession.status.in_(HELD))
+            .group_by(UploadSession.asset_type)
+        )
+    ).all()
+    by_type = {asset_type: (int(size or 0), int(count)) for asset_type, size, count in held}
+    return Usage(
+        dataset_bytes=int(image_bytes) + by_type.get("datasets", (0, 0))[0],
+        dataset_count=int(datasets or 0),
+        image_count=int(image_count),
+        model_bytes=by_type.get("models", (0, 0))[0],
+        model_count=by_type.get("models", (0, 0))[1],
+    )
+
+
+async def ensure_room(session: AsyncSession, settings: Settings, account: Account, incoming: int) -> int:
+    """Refuse an upload that would pass the plan's quota; returns the bytes still free."""
+    used = (await measure(session, account.id)).total
+    room = quota(settings, account) - used
+    if incoming > room:
+        raise PayloadTooLarge(
+            f"Storage quota exceeded: {used} of {quota(settings, account)} bytes used, upload needs {incoming}",
+            details={"used": used, "limit": quota(settings, account), "requested": incoming},
+        )
+    return room
+
+
+@router.get("")
+async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -> Body:
+    """Bytes used by category against the plan's quota (seed ``{used, limit, percentage}`` + the clients' shape)."""
+    settings: Settings = request.app.state.settings
+    usage = await measure(session, auth.account_id)
+    limit = quota(settings, auth.account)
+    percent = round(100 * usage.total / limit, 4) if limit else 0.0
+    seed_data = {"used": usage.total, "limit": limit, "percentage": percent}
+    return both(
+        seed_data,
+        tier=auth.account.plan,
+        username=auth.account.username,
+        region=settings.region,
+        updatedAt=isoformat(utcnow()),
+        usage={
+            "datasets": {"current": usage.dataset_count},
+            "images": {"current": usage.image_count},
+            "storage": {"current": usage.total, "limit": limit, "percent": percent},
+        },
+        breakdown={
+            "byCategory": {
+                "datasets": {"bytes": usage.dataset_bytes, "count": usage.dataset_count},
+                "models": {"bytes": usage.model_bytes, "count": usage.model_count},
+                "exports": {"bytes": 0, "count": 0},
+            },
+            "topItems": [],
+        },
+    )
