@@ -19,7 +19,7 @@ import pytest
 from ultralytics_platform import Platform
 
 from tests.fixtures.server import LiveServer
-from tests.fixtures.synthetic import make_yolo_detect, zip_dir
+from tests.fixtures.synthetic import make_yolo, zip_dir
 
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ from ultralytics.utils import SETTINGS
 
 # Keep runs, converted datasets and weights in the test's folder, not beside the checkout.
 SETTINGS.update(runs_dir="{work}/runs", datasets_dir="{work}/datasets", weights_dir="{work}/weights", sync=False)
-results = YOLO("yolo11n.yaml").train(
+results = YOLO("{model}").train(
     data="ul://admin/datasets/{slug}", epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, val=True
 )
 print("TRAINED", results.save_dir if results is not None else "")
@@ -71,12 +71,17 @@ def sdk_upload_and_ingest(platform: Platform, archive: Path, slug: str) -> dict[
 
 
 class TestTrainFromPlatformDataset:
-    def test_yolo_trains_on_ul_dataset(self, live_server: LiveServer, admin_key: str, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("task", "model"), [("detect", "yolo11n.yaml"), ("segment", "yolo11n-seg.yaml")])
+    def test_yolo_trains_on_ul_dataset(
+        self, live_server: LiveServer, admin_key: str, tmp_path: Path, task: str, model: str
+    ) -> None:
         platform = Platform(base_url=live_server.base_url, api_key=admin_key, max_retries=0)
-        archive = zip_dir(make_yolo_detect(tmp_path / "src", images=16), tmp_path / "shapes.zip")
-        dataset = sdk_upload_and_ingest(platform, archive, "shapes")
+        slug = f"shapes-{task}"
+        archive = zip_dir(make_yolo(tmp_path / "src", images=16, task=task), tmp_path / f"{slug}.zip")
+        dataset = sdk_upload_and_ingest(platform, archive, slug)
         assert dataset["status"] == "ready", dataset
         assert dataset["imageCount"] == 16
+        assert dataset["task"] == task
 
         config = tmp_path / "yolo-config"
         (config / "Ultralytics").mkdir(parents=True)
@@ -98,7 +103,7 @@ class TestTrainFromPlatformDataset:
         work = tmp_path / "work"
         work.mkdir()
         result = subprocess.run(
-            [sys.executable, "-c", TRAIN.format(slug="shapes", work=work)],
+            [sys.executable, "-c", TRAIN.format(slug=slug, work=work, model=model)],
             cwd=work,
             env=env,
             capture_output=True,
