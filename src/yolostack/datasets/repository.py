@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select
@@ -60,10 +61,13 @@ class DatasetRepository(Repository):
         await self.session.flush()
         return dataset
 
-    async def queued_ingests(self) -> Sequence[Dataset]:
-        """Every dataset with an ingest waiting or interrupted, oldest first (the job queue)."""
+    async def queued_ingests(self, now: datetime) -> Sequence[Dataset]:
+        """Every dataset with an ingest waiting, or interrupted (its lease ran out), oldest first."""
         statement = select(Dataset).where(
-            Dataset.status == DatasetStatus.processing, Dataset.ingest.is_not(None), Dataset.deleted_at.is_(None)
+            Dataset.status == DatasetStatus.processing,
+            Dataset.ingest.is_not(None),
+            Dataset.deleted_at.is_(None),
+            or_(Dataset.ingest_lease_until.is_(None), Dataset.ingest_lease_until < now),
         )
         return (await self.session.scalars(statement.order_by(Dataset.updated_at))).all()
 

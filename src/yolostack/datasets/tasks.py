@@ -13,9 +13,11 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.activity.service import activity as activity_service
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_ATTEMPTS = 3
+LEASE = timedelta(minutes=2)
+HEARTBEAT = timedelta(seconds=30)
 
 
 class IngestFailed(Exception):
@@ -88,7 +92,7 @@ class IngestWorker:
         """Run every queued ingest, one at a time; returns how many ran."""
         async with self._lock:
             async with self.database.sessionmaker() as session:
-                queued = [dataset.id for dataset in await DatasetRepository(session).queued_ingests()]
+                queued = [dataset.id for dataset in await DatasetRepository(session).queued_ingests(utcnow())]
             for dataset_id in queued:
                 await self.run(dataset_id)
             return len(queued)
@@ -97,6 +101,7 @@ class IngestWorker:
         request = await self._claim(dataset_id)
         if request is None:
             return
+        heartbeat = asyncio.create_task(self._heartbeat(dataset_id))
         try:
             with tempfile.TemporaryDirectory(prefix="yolostack-ingest-") as work:
                 await self._ingest(dataset_id, request, Path(work))
@@ -105,9 +110,34 @@ class IngestWorker:
         except Exception:
             logger.exception("ingest of %s failed", dataset_id)
             await self._fail(dataset_id, "Internal error while ingesting; the server log has details")
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, dataset_id: str) -> None:
+        """Renew the lease while the ingest runs, so no other worker takes it over."""
+        while True:
+            await asyncio.sleep(HEARTBEAT.total_seconds())
+            async with self.database.sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(Dataset).where(Dataset.id == dataset_id).values(ingest_lease_until=utcnow() + LEASE)
+                )
 
     async def _claim(self, dataset_id: str) -> dict[str, Any] | None:
+        """Take the ingest's lease; None when another worker holds it or there is nothing to do."""
+        now = utcnow()
         async with self.database.sessionmaker() as session, session.begin():
+            taken = await session.execute(
+                update(Dataset)
+                .where(
+                    Dataset.id == dataset_id,
+                    Dataset.status == DatasetStatus.processing,
+                    or_(Dataset.ingest_lease_until.is_(None), Dataset.ingest_lease_until < now),
+                )
+                .values(ingest_lease_until=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            if int(getattr(taken, "rowcount", 0) or 0) != 1:
+                return None
             dataset = await session.get(Dataset, dataset_id)
             if dataset is None or dataset.ingest is None or dataset.status != DatasetStatus.processing:
                 return None
@@ -116,6 +146,7 @@ class IngestWorker:
             dataset.ingest = request
             if request["attempts"] > MAX_ATTEMPTS:
                 dataset.ingest = None
+                dataset.ingest_lease_until = None
                 dataset.status = DatasetStatus.failed
                 dataset.processing_error = {
                     "message": "ingest gave up after repeated interruptions",
@@ -261,6 +292,7 @@ class IngestWorker:
                 assert dataset is not None
                 dataset.status = DatasetStatus.ready
                 dataset.ingest = None
+                dataset.ingest_lease_until = None
                 dataset.processing_progress = None
                 dataset.version += 1
                 await self._record(session, dataset, "dataset.ingested", f"Ingested {total} image(s)", warnings)
@@ -278,6 +310,7 @@ class IngestWorker:
                 return
             dataset.status = DatasetStatus.failed
             dataset.ingest = None
+            dataset.ingest_lease_until = None
             dataset.processing_error = {"message": message, "timestamp": isoformat(utcnow())}
             await self._record(session, dataset, "dataset.ingest_failed", f"Ingest failed: {message}", [])
 

@@ -1,3 +1,4 @@
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -47,5 +48,8 @@ class Dataset(IdMixin, TimestampMixin, TrashableMixin, Table):
     # The queued or running ingest: {jobId, sessionId, targetSplit, conflictPolicy, queuedAt, attempts}.
     # Kept on the row so that an ingest interrupted by a restart is picked up again.
     ingest: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The worker running the ingest holds this lease and renews it while it works; a lease that ran out
+    # (a crashed or restarted server) lets another worker take the ingest over.
+    ingest_lease_until: Mapped[datetime | None] = mapped_column(default=None)
     # Bumped on every change of images or labels; the NDJSON export is cached per version.
     version: Mapped[int] = mapped_column(Integer, default=1)
