@@ -197,6 +197,22 @@ class TestMove:
         assert await collect(store.read(KEY)) == DATA
 
 
+class TestPutFile:
+    async def test_stores_the_whole_file(self, store: ObjectStore, tmp_path: Path) -> None:
+        source = tmp_path / "best.pt"
+        source.write_bytes(DATA)
+        await store.put_file(KEY, source)
+        assert await store.size(KEY) == len(DATA)
+        assert await collect(store.read(KEY)) == DATA
+        assert unfinished_writes(store) == []
+
+    async def test_missing_source_leaves_nothing(self, store: ObjectStore, tmp_path: Path) -> None:
+        with pytest.raises(FileNotFoundError):
+            await store.put_file(KEY, tmp_path / "nothing-here.pt")
+        assert await store.size(KEY) is None
+        assert unfinished_writes(store) == []
+
+
 class TestCheckKey:
     @pytest.mark.parametrize("key", ["a/b/best.pt", "best.pt", "a/..b/c.pt", "datasets/x/coco 8.zip"])
     def test_accepts_relative_paths(self, key: str) -> None:

@@ -31,7 +31,6 @@ from yolostack.datasets.formats.images import probe_image
 from yolostack.datasets.formats.ndjson import parse_ndjson
 from yolostack.datasets.formats.records import ArchiveError, FormatError, ImageError, ImageRecord, ParsedDataset
 from yolostack.datasets.repository import DatasetRepository, ImageRepository
-from yolostack.storage.backends import iter_file
 from yolostack.storage.service import FileLinks
 from yolostack.tables import Dataset, DatasetImage, DatasetStatus, UploadSession, UploadStatus, image_key
 
@@ -277,7 +276,7 @@ class IngestWorker:
         key = image_key(owner_id, item.digest, item.ext)
         if await self.links.store.size(key) is None:
             assert item.path is not None
-            await self.links.store.write(key, iter_file(item.path))
+            await self.links.store.put_file(key, item.path)
 
     async def _progress(self, dataset_id: str, phase: str, current: int, total: int) -> None:
         async with self.database.sessionmaker() as session, session.begin():

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,10 @@ class ObjectStore(Protocol):
 
     async def move(self, source: str, target: str) -> None: ...
 
+    async def put_file(self, key: str, path: Path) -> None:
+        """Store a local file whole (one call instead of a chunk stream: the ingest's many small images)."""
+        ...
+
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         """A URL the store itself serves, or None when the server must serve the bytes (local disk)."""
         ...
@@ -145,6 +150,17 @@ class LocalStore:
         destination = self.path(target)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path(source), destination)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        target = self.path(key)
+        self._partial.mkdir(parents=True, exist_ok=True)
+        partial = self._partial / secrets.token_hex(16)
+        try:
+            await asyncio.to_thread(shutil.copyfile, path, partial)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         return None
@@ -244,6 +260,10 @@ class S3Store:
         # The managed copy switches to multipart above 5 GB, where a single CopyObject fails.
         await asyncio.to_thread(self.client.copy, copy_source, self.bucket, self.object_key(target))
         await self.delete(source)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        # The managed transfer switches to multipart for big files and completes or aborts on its own.
+        await asyncio.to_thread(self.client.upload_file, str(path), self.bucket, self.object_key(key))
 
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         url: str = self.client.generate_presigned_url(
