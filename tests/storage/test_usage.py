@@ -52,6 +52,32 @@ class TestGetStorage:
         assert body["breakdown"]["byCategory"]["datasets"] == {"bytes": image_bytes, "count": 2}
         assert body["usage"]["images"] == {"current": 6}
 
+    async def test_exports_count_and_only_the_newest_is_kept(
+        self, client: httpx.AsyncClient, alice: User, tmp_path: Path
+    ) -> None:
+        created = ok(
+            await client.post("/api/datasets", headers=alice.headers, json={"dataset": "ex", "name": "ex"}), 201
+        )
+        archive = zip_dir(make_yolo_detect(tmp_path / "src", images=3), tmp_path / "ex.zip")
+        session_id = await upload_archive(client, alice, created["id"], archive)
+        ok(
+            await client.post("/api/datasets/alice/ex/ingest", headers=alice.headers, json={"sessionId": session_id}),
+            202,
+        )
+        await wait_ready(client, alice, "ex")
+        first = ok(await client.get("/api/datasets/alice/ex/export", headers=alice.headers))
+        assert first["cached"] is False
+        assert ok(await client.get("/api/datasets/alice/ex/export", headers=alice.headers))["cached"] is True
+        exported = (await client.get(urlsplit(first["downloadUrl"]).path)).content
+        body = ok(await client.get(STORAGE, headers=alice.headers))
+        assert body["breakdown"]["byCategory"]["exports"] == {"bytes": len(exported), "count": 1}
+        # A new version makes a new export; the old file goes.
+        ok(await client.patch("/api/datasets/alice/ex", headers=alice.headers, json={"classNames": ["a", "b"]}))
+        second = ok(await client.get("/api/datasets/alice/ex/export", headers=alice.headers))
+        assert second["cached"] is False
+        assert (await client.get(urlsplit(first["downloadUrl"]).path)).status_code == 404
+        assert ok(await client.get(STORAGE, headers=alice.headers))["breakdown"]["byCategory"]["exports"]["count"] == 1
+
     async def test_other_accounts_bytes_are_not_mine(
         self, client: httpx.AsyncClient, alice: User, bob: User, tmp_path: Path
     ) -> None:

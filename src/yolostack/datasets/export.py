@@ -6,13 +6,16 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yolostack.core.files import delete_after_commit
+from yolostack.core.ids import new_id
 from yolostack.datasets.formats.ndjson import ndjson_header, ndjson_image_line
 from yolostack.datasets.formats.records import Label
 from yolostack.datasets.repository import ImageRepository
 from yolostack.storage.service import FileLinks
-from yolostack.tables import Dataset, DatasetImage, image_key
+from yolostack.tables import Dataset, DatasetExport, DatasetImage, image_key
 
 PAGE = 1000
 
@@ -27,11 +30,29 @@ def export_key(dataset: Dataset, links: FileLinks) -> str:
 async def ensure_export(
     session: AsyncSession, links: FileLinks, dataset: Dataset, owner: str, base_url: str
 ) -> tuple[str, bool]:
-    """Write the export unless this version's is already stored; returns its key and whether it was cached."""
+    """Write the export unless this version's is already stored; returns its key and whether it was cached.
+
+    Only the newest export of a dataset is kept: older ones go once this transaction commits.
+    """
     key = export_key(dataset, links)
-    if await links.store.size(key) is not None:
+    previous = (await session.scalars(select(DatasetExport).where(DatasetExport.dataset_id == dataset.id))).all()
+    if any(export.storage_key == key for export in previous) and await links.store.size(key) is not None:
         return key, True
-    await links.store.write(key, _lines(session, links, dataset, owner, base_url))
+    stored = await links.store.write(key, _lines(session, links, dataset, owner, base_url))
+    for export in previous:
+        await session.delete(export)
+    delete_after_commit(session, [export.storage_key for export in previous if export.storage_key != key])
+    await session.flush()
+    session.add(
+        DatasetExport(
+            id=new_id("export"),
+            dataset_id=dataset.id,
+            owner_id=dataset.owner_id,
+            storage_key=key,
+            version=dataset.version,
+            size=stored.size,
+        )
+    )
     return key, False
 
 

@@ -6,12 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.files import delete_after_commit
-from yolostack.tables import Dataset, DatasetImage, image_key
+from yolostack.tables import Dataset, DatasetExport, DatasetImage, image_key
 from yolostack.trash.registry import TrashKind, register
 
 
-async def release_image_files(session: AsyncSession, dataset_ids: list[str]) -> None:
-    """Images are content-addressed per account: a file goes only when no surviving dataset shares it."""
+async def release_files(session: AsyncSession, dataset_ids: list[str]) -> None:
+    """The datasets' exports go; images are content-addressed per account, so an image file goes only
+    when no surviving dataset shares it."""
     if not dataset_ids:
         return
     leaving = (
@@ -34,7 +35,8 @@ async def release_image_files(session: AsyncSession, dataset_ids: list[str]) -> 
         )
         if still_used is None:
             orphaned.append(image_key(owner_id, digest, ext))
-    delete_after_commit(session, orphaned)
+    exports = await session.scalars(select(DatasetExport.storage_key).where(DatasetExport.dataset_id.in_(dataset_ids)))
+    delete_after_commit(session, [*orphaned, *exports.all()])
 
 
 DATASET_KIND = TrashKind(
@@ -42,7 +44,7 @@ DATASET_KIND = TrashKind(
     table=Dataset,
     owner_column=Dataset.owner_id,
     slug_scope=Dataset.owner_id,
-    purge_hooks=[release_image_files],
+    purge_hooks=[release_files],
 )
 
 register(DATASET_KIND)

@@ -14,7 +14,7 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import PayloadTooLarge
 from yolostack.core.responses import Body, both
 from yolostack.core.timeutil import isoformat, utcnow
-from yolostack.tables import Account, Dataset, DatasetImage, Plan, UploadSession, UploadStatus
+from yolostack.tables import Account, Dataset, DatasetExport, DatasetImage, Plan, UploadSession, UploadStatus
 
 router = APIRouter(tags=["storage"])
 
@@ -29,10 +29,12 @@ class Usage:
     image_count: int
     model_bytes: int
     model_count: int
+    export_bytes: int
+    export_count: int
 
     @property
     def total(self) -> int:
-        return self.dataset_bytes + self.model_bytes
+        return self.dataset_bytes + self.model_bytes + self.export_bytes
 
 
 def quota(settings: Settings, account: Account) -> int:
@@ -60,12 +62,21 @@ async def measure(session: AsyncSession, account_id: str) -> Usage:
         )
     ).all()
     by_type = {asset_type: (int(size or 0), int(count)) for asset_type, size, count in held}
+    export_bytes, export_count = (
+        await session.execute(
+            select(func.coalesce(func.sum(DatasetExport.size), 0), func.count()).where(
+                DatasetExport.owner_id == account_id
+            )
+        )
+    ).one()
     return Usage(
         dataset_bytes=int(image_bytes) + by_type.get("datasets", (0, 0))[0],
         dataset_count=int(datasets or 0),
         image_count=int(image_count),
         model_bytes=by_type.get("models", (0, 0))[0],
         model_count=by_type.get("models", (0, 0))[1],
+        export_bytes=int(export_bytes),
+        export_count=int(export_count),
     )
 
 
@@ -104,7 +115,7 @@ async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -
             "byCategory": {
                 "datasets": {"bytes": usage.dataset_bytes, "count": usage.dataset_count},
                 "models": {"bytes": usage.model_bytes, "count": usage.model_count},
-                "exports": {"bytes": 0, "count": 0},
+                "exports": {"bytes": usage.export_bytes, "count": usage.export_count},
             },
             "topItems": [],
         },

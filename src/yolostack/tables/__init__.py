@@ -5,6 +5,7 @@ from yolostack.tables.activity_event import ActivityEvent
 from yolostack.tables.api_key import ApiKey
 from yolostack.tables.base import Table
 from yolostack.tables.dataset import Dataset, DatasetStatus
+from yolostack.tables.dataset_export import DatasetExport
 from yolostack.tables.dataset_image import DatasetImage, image_key
 from yolostack.tables.model import Model, ModelStatus
 from yolostack.tables.project import Project, Visibility
@@ -16,6 +17,7 @@ __all__ = [
     "ActivityEvent",
     "ApiKey",
     "Dataset",
+    "DatasetExport",
     "DatasetImage",
     "DatasetStatus",
     "Model",
