@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         purge.start()
         ingest = PeriodicTask("dataset.ingest", 1.0, IngestWorker(database, app.state.file_links).run_pending)
         ingest.start()
+        app.state.ingest_task = ingest
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from yolostack.core.files import delete_orphans, forget_orphans
+from yolostack.core.files import delete_orphans, forget_orphans, run_commit_callbacks
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -96,6 +96,7 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+            run_commit_callbacks(session)
             await delete_orphans(session, request.app.state.file_links.store)
 
 

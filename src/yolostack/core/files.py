@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,19 @@ _ORPHANS = "orphaned_storage_keys"
 
 class Deleter(Protocol):
     async def delete(self, key: str) -> None: ...
+
+
+_CALLBACKS = "after_commit_callbacks"
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
+    """Run ``callback`` once ``session`` has committed (e.g. wake a worker for the work just queued)."""
+    session.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+def run_commit_callbacks(session: AsyncSession) -> None:
+    for callback in session.info.pop(_CALLBACKS, []):
+        callback()
 
 
 def delete_after_commit(session: AsyncSession, keys: list[str]) -> None:
@@ -32,3 +46,4 @@ async def delete_orphans(session: AsyncSession, store: Deleter) -> None:
 
 def forget_orphans(session: AsyncSession) -> None:
     session.info.pop(_ORPHANS, None)
+    session.info.pop(_CALLBACKS, None)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from yolostack.auth.dependencies import DatasetsAuth
 from yolostack.core.db import DbSession
 from yolostack.core.errors import NotFound
+from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
 from yolostack.core.responses import Body, both, client, seed
@@ -129,10 +130,13 @@ async def export_dataset(
 
 
 @router.post("/{owner}/{slug}/ingest", status_code=202)
-async def ingest_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slug: str, data: IngestRequest) -> Body:
+async def ingest_dataset(
+    request: Request, auth: DatasetsAuth, session: DbSession, owner: str, slug: str, data: IngestRequest
+) -> Body:
     """Queue the ingest of a completed upload; poll the dataset's ``status`` and ``processingProgress``."""
     row = await dataset_service.get_by_slug(session, auth.account, owner, slug)
     job_id = await dataset_service.queue_ingest(session, auth.account, row, data)
+    on_commit(session, request.app.state.ingest_task.wake)
     return both({"jobId": job_id, "status": "queued"}, jobId=job_id, status="queued")
 
 

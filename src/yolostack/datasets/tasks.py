@@ -163,12 +163,13 @@ class IngestWorker:
             dataset = await session.get(Dataset, dataset_id)
             assert dataset is not None
             mapping = self._adopt_classes(dataset, parsed, await ImageRepository(session).hashes(dataset_id))
+            owner_id = dataset.owner_id
         total = len(parsed.images)
         done = 0
         for start in range(0, total, BATCH):
             batch = parsed.images[start : start + BATCH]
             # Decoding releases the GIL: a few threads keep both cores busy.
-            prepared = list(await asyncio.gather(*(self._bounded_prepare(record, work) for record in batch)))
+            prepared = list(await asyncio.gather(*(self._bounded_prepare(record, work, owner_id) for record in batch)))
             await self._store(dataset_id, prepared, mapping, request)
             done += len(batch)
             await self._progress(dataset_id, "importing", done, total)
@@ -211,16 +212,16 @@ class IngestWorker:
         dataset.flip_idx = dataset.flip_idx or parsed.flip_idx
         return mapping
 
-    async def _bounded_prepare(self, record: ImageRecord, work: Path) -> Prepared:
+    async def _bounded_prepare(self, record: ImageRecord, work: Path, owner_id: str) -> Prepared:
         async with self._decoders:
-            return await self._prepare(record, work)
+            return await self._prepare(record, work, owner_id)
 
-    async def _prepare(self, record: ImageRecord, work: Path) -> Prepared:
+    async def _prepare(self, record: ImageRecord, work: Path, owner_id: str) -> Prepared:
         if record.path is not None:
             return await asyncio.to_thread(_prepare, record, record.path)
         # NDJSON rows point at URLs. Only this server's own signed links are followed (read straight from
         # storage): fetching arbitrary URLs from the server would be an SSRF hole.
-        key = self.links.local_key(record.url or "")
+        key = self.links.local_key(record.url or "", owner_id)
         if key is None:
             digest = hashlib.sha256((record.url or record.name).encode()).hexdigest()
             problem = "image URL is not a file of this server; remote images are not fetched"

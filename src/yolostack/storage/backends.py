@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 
@@ -87,6 +87,10 @@ class ObjectStore(Protocol):
 
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         """A URL the store itself serves, or None when the server must serve the bytes (local disk)."""
+        ...
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key a URL of this store's own points at (its presigned links), or None."""
         ...
 
 
@@ -161,6 +165,9 @@ class LocalStore:
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+
+    def key_for_url(self, url: str) -> str | None:
+        return None
 
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         return None
@@ -264,6 +271,20 @@ class S3Store:
     async def put_file(self, key: str, path: Path) -> None:
         # The managed transfer switches to multipart for big files and completes or aborts on its own.
         await asyncio.to_thread(self.client.upload_file, str(path), self.bucket, self.object_key(key))
+
+    def key_for_url(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        endpoint = str(self.client.meta.endpoint_url).rstrip("/")
+        if f"{parts.scheme}://{parts.netloc}" != endpoint:
+            return None
+        root = f"/{self.bucket}/{self.prefix}/" if self.prefix else f"/{self.bucket}/"
+        path = unquote(parts.path)
+        if not path.startswith(root):
+            return None
+        try:
+            return check_key(path.removeprefix(root))
+        except ValueError:
+            return None
 
     def presigned_get(self, key: str, expires_in: int) -> str | None:
         url: str = self.client.generate_presigned_url(

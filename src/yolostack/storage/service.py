@@ -37,17 +37,22 @@ class FileLinks:
         token = self.signer.sign(DOWNLOAD, {"k": key, "n": filename}, ttl)
         return f"{self.base_url}/files/{token}/{quote(filename)}"
 
-    def local_key(self, url: str) -> str | None:
-        """The storage key behind one of this server's own download links, or None for any other URL."""
+    def local_key(self, url: str, owner_id: str) -> str | None:
+        """The storage key behind one of this server's own download links, or None for any other URL.
+
+        Our HMAC links are grants and name their key. A store's presigned URL cannot be checked here, so
+        one is followed only into the caller's own images.
+        """
         prefix = f"{self.base_url}/files/"
-        if not url.startswith(prefix):
-            return None
-        token, _, name = url.removeprefix(prefix).partition("/")
-        try:
-            claims = self.signer.verify(DOWNLOAD, token)
-        except AppError:
-            return None
-        return str(claims["k"]) if claims.get("n") == unquote(name.split("?")[0]) else None
+        if url.startswith(prefix):
+            token, _, name = url.removeprefix(prefix).partition("/")
+            try:
+                claims = self.signer.verify(DOWNLOAD, token)
+            except AppError:
+                return None
+            return str(claims["k"]) if claims.get("n") == unquote(name.split("?")[0]) else None
+        key = self.store.key_for_url(url)
+        return key if key is not None and key.startswith(f"images/{owner_id}/") else None
 
     def upload_url(self, session_id: str, filename: str) -> str:
         token = self.signer.sign(UPLOAD, {"s": session_id}, self.upload_ttl)

@@ -17,6 +17,11 @@ class PeriodicTask:
         self.initial_delay = initial_delay
         self._run = run
         self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run the next round now instead of after the interval (new work was queued)."""
+        self._wakeup.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.name)
@@ -29,7 +34,9 @@ class PeriodicTask:
             except Exception:
                 # One failed round must not end the loop; the next one tries again.
                 logger.exception("periodic task %s failed", self.name)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
+            self._wakeup.clear()
 
     async def stop(self) -> None:
         if self._task is None:
