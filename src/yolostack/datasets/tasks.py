@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -86,6 +87,7 @@ class IngestWorker:
         self.limits = limits or ArchiveLimits()
         self._lock = asyncio.Lock()
         self._decoders = asyncio.Semaphore(max(2, (os.cpu_count() or 2)))
+        self._writers = asyncio.Semaphore(8)
 
     async def run_pending(self) -> int:
         """Run every queued ingest, one at a time; returns how many ran."""
@@ -242,6 +244,7 @@ class IngestWorker:
             images = ImageRepository(session)
             existing = await images.hashes(dataset_id)
             rows = []
+            uploads: list[Coroutine[Any, Any, None]] = []
             for item in prepared:
                 labels = [_remap(label.to_wire(), mapping) for label in item.record.labels] if not item.error else []
                 split = request.get("targetSplit") or item.record.split
@@ -252,7 +255,7 @@ class IngestWorker:
                         row.labels, row.label_count, row.split = labels, len(labels), split
                     continue
                 if item.path is not None and item.size:
-                    await self._put_file(dataset.owner_id, item)
+                    uploads.append(self._put_file(dataset.owner_id, item))
                 existing[item.digest] = "pending"
                 rows.append(
                     DatasetImage(
@@ -271,13 +274,16 @@ class IngestWorker:
                         error=item.error[:1024] if item.error else None,
                     )
                 )
+            # Files first (several at once: each is mostly waiting on disk or network), then their rows.
+            await asyncio.gather(*uploads)
             await images.add_all(rows)
 
     async def _put_file(self, owner_id: str, item: Prepared) -> None:
         key = image_key(owner_id, item.digest, item.ext)
-        if await self.links.store.size(key) is None:
-            assert item.path is not None
-            await self.links.store.put_file(key, item.path)
+        async with self._writers:
+            if await self.links.store.size(key) is None:
+                assert item.path is not None
+                await self.links.store.put_file(key, item.path)
 
     async def _progress(self, dataset_id: str, phase: str, current: int, total: int) -> None:
         async with self.database.sessionmaker() as session, session.begin():
