@@ -4,4 +4,4 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app", "tests.fixtures.storage"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app", "tests.fixtures.storage", "tests.fixtures.detector"]

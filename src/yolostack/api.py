@@ -9,6 +9,9 @@ from yolostack.api_keys.endpoints import router as api_keys_router
 from yolostack.datasets import trash as _dataset_trash  # noqa: F401  (registers the dataset trash kind)
 from yolostack.datasets.endpoints import router as datasets_router
 from yolostack.datasets.images import router as images_router
+from yolostack.inference.endpoints import router as predict_router
+from yolostack.models import trash as _model_trash  # noqa: F401  (frees weights when models are purged)
+from yolostack.models.endpoints import router as models_router
 from yolostack.projects.endpoints import router as projects_router
 from yolostack.storage.usage import router as storage_router
 from yolostack.trash.endpoints import router as trash_router
@@ -25,6 +28,9 @@ api_router.include_router(api_keys_router, prefix="/api-keys")
 api_router.include_router(projects_router, prefix="/projects")
 # /api/datasets[/{datasetId}[/export] | /{owner}[/{slug}[/export | /ingest | /images]]]
 api_router.include_router(datasets_router, prefix="/datasets")
+# /api/models[/{modelId}[/files | /predict] | /{owner}/{project}[/{model}[/files | /predict]]]
+api_router.include_router(predict_router, prefix="/models")
+api_router.include_router(models_router, prefix="/models")
 # /api/images/{id}
 api_router.include_router(images_router, prefix="/images")
 # /api/activity[/mark-seen | /archive]

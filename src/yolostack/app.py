@@ -25,6 +25,9 @@ from yolostack.core.errors import (
     install_error_handlers,
 )
 from yolostack.datasets.tasks import IngestWorker
+from yolostack.inference.endpoints import hub_router
+from yolostack.inference.service import InferenceService
+from yolostack.models.tasks import ConversionWorker
 from yolostack.storage.backends import create_store
 from yolostack.storage.endpoints import router as files_router
 from yolostack.storage.service import FileLinks
@@ -56,9 +59,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ingest = PeriodicTask("dataset.ingest", 1.0, IngestWorker(database, app.state.file_links).run_pending)
         ingest.start()
         app.state.ingest_task = ingest
+        store = app.state.file_links.store
+        conversion = PeriodicTask(
+            "model.convert", 5.0, ConversionWorker(database, store, settings.inference).run_pending
+        )
+        conversion.start()
+        app.state.conversion_task = conversion
+        inference = InferenceService(database, store, settings.inference, settings.data_dir / "engine-cache")
+        app.state.inference = inference
         try:
             yield
         finally:
+            await inference.close()
+            await conversion.stop()
             await ingest.stop()
             await purge.stop()
             await limiter.close()
@@ -82,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Signed links: outside /api, no key (the signature is the permission), never rate-limited.
     app.include_router(files_router)
     app.include_router(upload_put_router)
+    # The HUB inference API (seed 000): POST / and POST /v1/predict/{modelId}, x-api-key or Bearer.
+    app.include_router(hub_router)
     _add_health_routes(app)
     return app
 
@@ -106,7 +121,7 @@ async def _request_context(request: Request, call_next: Callable[[Request], Awai
     """A request id on every response, and the key's rate-limit headers on every limited one."""
     request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
     try:
-        if needs_key(request.url.path) and read_api_key(request) is None:
+        if needs_key(request.url.path, request.method) and read_api_key(request) is None:
             # Refuse before the body is parsed: an anonymous caller learns nothing from validation errors.
             response: Response = error_response(Unauthorized(MISSING_KEY_MESSAGE))
         else:

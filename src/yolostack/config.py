@@ -76,6 +76,33 @@ class StorageSettings(BaseModel):
     quota: StorageQuota = StorageQuota()
 
 
+class InferenceSettings(BaseModel):
+    """The inference engine: which runtime serves converted models, and the limits of one predict call."""
+
+    # auto: OpenVINO on CPU when installed, else ONNX Runtime; on a GPU device ONNX Runtime CUDA, else torch.
+    backend: str = Field(default="auto", pattern=r"^(auto|onnxruntime|openvino|torch)$")
+    device: str = "cpu"
+    # f32 matches ultralytics' own results (parity tests); bf16 is faster on CPUs that have it.
+    precision: str = Field(default="f32", pattern=r"^(f32|bf16|auto)$")
+    threads: int | None = Field(default=None, ge=1)
+    max_models: int = Field(default=4, ge=1)
+    max_model_bytes: int = Field(default=4 * 1024**3, ge=1)
+    max_batch_size: int = Field(default=8, ge=1, le=64)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    max_image_bytes: int = Field(default=50 * 1024**2, ge=1)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_video_bytes: int = Field(default=1024**3, ge=1)
+    max_video_frames: int = Field(default=3_000, ge=1)
+    # A predict that arrives while the model's checkpoint is still being converted waits this long.
+    conversion_wait_seconds: float = Field(default=120, ge=0)
+    conversion_timeout_seconds: float = Field(default=600, ge=1)
+    conversion_memory_bytes: int = Field(default=8 * 1024**3, ge=256 * 1024**2)
+    # `source` URLs: public http(s) addresses only, unless the operator allows private ones.
+    allow_private_sources: bool = False
+    source_max_bytes: int = Field(default=50 * 1024**2, ge=1)
+    source_timeout_seconds: float = Field(default=20, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -98,6 +125,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     trash: TrashSettings = TrashSettings()
     storage: StorageSettings = StorageSettings()
+    inference: InferenceSettings = InferenceSettings()
     # s3://bucket[/prefix] to keep files in an S3-compatible store; unset: the data directory.
     storage_url: str | None = None
     # Signs file URLs. Unset: generated once and kept in the data directory (set it when several servers

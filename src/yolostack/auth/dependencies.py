@@ -58,7 +58,10 @@ PUBLIC_API_PREFIXES: tuple[str, ...] = ("/api/docs",)
 MISSING_KEY_MESSAGE = "Missing API key: send 'Authorization: Bearer ul_…' or 'x-api-key'"
 
 
-def needs_key(path: str) -> bool:
+def needs_key(path: str, method: str = "GET") -> bool:
+    """/api routes and the HUB inference API (seed 000: POST / and the legacy POST /v1/predict/{modelId})."""
+    if method == "POST" and (path == "/" or path.startswith("/v1/predict/")):
+        return True
     return path.startswith("/api/") and not path.startswith(PUBLIC_API_PREFIXES)
 
 
@@ -91,12 +94,14 @@ async def authenticate(request: Request, session: DbSession) -> AuthContext:
     return AuthContext(account=account, key=api_key)
 
 
-async def apply_rate_limit(request: Request, auth: AuthContext) -> None:
+async def apply_rate_limit(
+    request: Request, auth: AuthContext, *, bucket: str = "key", windows: tuple[Window, ...] | None = None
+) -> None:
     """Count this request against the key's budget; headers go on the response via ``request.state``."""
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     try:
-        result = await limiter.hit(f"key:{auth.key.id}", plan_windows(settings, auth.account))
+        result = await limiter.hit(f"{bucket}:{auth.key.id}", windows or plan_windows(settings, auth.account))
     except RedisError as error:
         # Fail closed: serving without the shared limiter would let every process spend the whole budget.
         raise ServiceUnavailable(
@@ -127,11 +132,25 @@ class Authenticator:
         return auth
 
 
+class HubAuthenticator:
+    """The shared HUB inference API: its own budget per key (100 calls/hour, spec §4), not the general one."""
+
+    async def __call__(self, request: Request, session: DbSession) -> AuthContext:
+        auth = await authenticate(request, session)
+        settings: Settings = request.app.state.settings
+        await apply_rate_limit(request, auth, bucket="hub", windows=(Window(settings.rate_limits.hub_per_hour, 3600),))
+        auth.require(Scope.inference)
+        return auth
+
+
 AnyAuth = Annotated[AuthContext, Depends(Authenticator())]
+HubAuth = Annotated[AuthContext, Depends(HubAuthenticator())]
 AccountAuth = Annotated[AuthContext, Depends(Authenticator(Scope.account))]
 ApiKeysAuth = Annotated[AuthContext, Depends(Authenticator(Scope.api_keys))]
 ProjectsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.projects))]
 DatasetsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.datasets))]
+ModelsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.models))]
+InferenceAuth = Annotated[AuthContext, Depends(Authenticator(Scope.inference))]
 StorageAuth = Annotated[AuthContext, Depends(Authenticator(Scope.storage))]
 ActivityAuth = Annotated[AuthContext, Depends(Authenticator(Scope.activity))]
 TrashAuth = Annotated[AuthContext, Depends(Authenticator(Scope.trash))]

@@ -15,7 +15,7 @@ class Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def count(self, statement: Select[Any]) -> int:
+    async def count(self, statement: Select[*tuple[Any, ...]]) -> int:
         total = await self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
         return int(total or 0)
 

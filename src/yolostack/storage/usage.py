@@ -14,7 +14,7 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import PayloadTooLarge
 from yolostack.core.responses import Body, both
 from yolostack.core.timeutil import isoformat, utcnow
-from yolostack.tables import Account, Dataset, DatasetExport, DatasetImage, Plan, UploadSession, UploadStatus
+from yolostack.tables import Account, Dataset, DatasetExport, DatasetImage, Model, Plan, UploadSession, UploadStatus
 
 router = APIRouter(tags=["storage"])
 
@@ -69,12 +69,19 @@ async def measure(session: AsyncSession, account_id: str) -> Usage:
             )
         )
     ).one()
+    weights_bytes, weights_count = (
+        await session.execute(
+            select(func.coalesce(func.sum(Model.weights_size), 0), func.count(Model.weights_size)).where(
+                Model.owner_id == account_id
+            )
+        )
+    ).one()
     return Usage(
         dataset_bytes=int(image_bytes) + by_type.get("datasets", (0, 0))[0],
         dataset_count=int(datasets or 0),
         image_count=int(image_count),
-        model_bytes=by_type.get("models", (0, 0))[0],
-        model_count=by_type.get("models", (0, 0))[1],
+        model_bytes=int(weights_bytes or 0) + by_type.get("models", (0, 0))[0],
+        model_count=int(weights_count),
         export_bytes=int(export_bytes),
         export_count=int(export_count),
     )

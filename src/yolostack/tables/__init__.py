@@ -7,7 +7,7 @@ from yolostack.tables.base import Table
 from yolostack.tables.dataset import Dataset, DatasetStatus
 from yolostack.tables.dataset_export import DatasetExport
 from yolostack.tables.dataset_image import DatasetImage, image_key
-from yolostack.tables.model import Model, ModelStatus
+from yolostack.tables.model import Model, ModelStatus, ServingStatus
 from yolostack.tables.project import Project, Visibility
 from yolostack.tables.upload_session import UploadSession, UploadStatus
 
@@ -24,6 +24,7 @@ __all__ = [
     "ModelStatus",
     "Plan",
     "Project",
+    "ServingStatus",
     "Table",
     "UploadSession",
     "UploadStatus",

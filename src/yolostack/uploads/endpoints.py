@@ -7,11 +7,13 @@ from fastapi import APIRouter, Request
 from yolostack.auth.dependencies import AnyAuth
 from yolostack.auth.scopes import Scope
 from yolostack.core.db import DbSession
+from yolostack.core.files import on_commit
 from yolostack.core.responses import Body, both, client
 from yolostack.core.timeutil import isoformat
+from yolostack.models.service import model as model_service
 from yolostack.storage.service import UPLOAD, Files
 from yolostack.storage.usage import ensure_room
-from yolostack.tables import Account
+from yolostack.tables import Account, UploadStatus
 from yolostack.uploads.schemas import CompleteRequest, SignedUrlRequest
 from yolostack.uploads.service import upload as upload_service
 
@@ -40,11 +42,20 @@ async def create_signed_upload_url(
 
 
 @router.post("/complete")
-async def complete_upload(auth: AnyAuth, session: DbSession, data: CompleteRequest) -> Body:
-    """Verify what arrived (size, optional SHA-256 or MD5) and make it visible to its asset."""
+async def complete_upload(
+    request: Request, auth: AnyAuth, session: DbSession, files: Files, data: CompleteRequest
+) -> Body:
+    """Verify what arrived (size, optional SHA-256 or MD5) and make it visible to its asset.
+
+    For a model this attaches the checkpoint and queues its conversion for serving.
+    """
     upload = await upload_service.get_owned(session, auth.account_id, data.session_id)
     auth.require(Scope(upload.asset_type))
+    was_uploaded = upload.status == UploadStatus.uploaded
     upload = await upload_service.complete(session, auth.account_id, upload, data)
+    if upload.asset_type == "models" and was_uploaded:
+        await model_service.attach_upload(session, files.store, upload)
+        on_commit(session, request.app.state.conversion_task.wake)
     file = {"size": upload.size, "contentType": upload.content_type, "sha256": upload.sha256}
     return both({"sessionId": upload.id, "file": file}, file=file)
 

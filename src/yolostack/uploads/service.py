@@ -43,6 +43,8 @@ class UploadService:
             raise BadRequest(
                 f"dataset uploads must be one of {', '.join(DATASET_SUFFIXES)}: package images in an archive"
             )
+        if request.asset_type == "models" and not request.filename.lower().endswith(".pt"):
+            raise BadRequest("model uploads must be a PyTorch checkpoint file ending in .pt")
         if request.total_bytes is not None and request.total_bytes > max_bytes:
             raise PayloadTooLarge(f"totalBytes exceeds the upload limit of {max_bytes} bytes")
         upload_id = new_id("upload")
@@ -98,7 +100,7 @@ class UploadService:
     async def complete(
         self, session: AsyncSession, account_id: str, upload: UploadSession, request: CompleteRequest
     ) -> UploadSession:
-        if upload.status == UploadStatus.completed:
+        if upload.status in (UploadStatus.completed, UploadStatus.consumed):
             return upload  # idempotent: a retried completion is fine
         if upload.status != UploadStatus.uploaded:
             raise Conflict("nothing was uploaded for this session yet")

@@ -1,0 +1,154 @@
+"""Predict routes: the Platform's (seed by id, clients by owner/project/model) and the HUB inference API.
+
+- ``POST /api/models/{modelId}/predict`` (seed): envelope + ``predictions``, plus ``images``/``metadata``.
+- ``POST /api/models/{owner}/{project}/{model}/predict`` (clients.md §1.7): ``images``/``metadata``.
+- ``POST /`` (HUB shared API, form ``model``) and the legacy ``POST /v1/predict/{modelId}``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Request
+
+from yolostack import __version__
+from yolostack.auth.dependencies import AuthContext, HubAuth, InferenceAuth
+from yolostack.config import Settings
+from yolostack.core.db import DbSession
+from yolostack.core.errors import BadRequest, NotFound
+from yolostack.core.ids import is_id
+from yolostack.core.responses import Body, both, client
+from yolostack.inference.inputs import next_frames, open_input, read_form, video_frames
+from yolostack.inference.params import HUB_IOU, PLATFORM_IOU, PredictParams, parse_params
+from yolostack.inference.service import InferenceService, ServingTarget
+from yolostack.models.repository import ModelRow
+from yolostack.models.service import model as model_service
+from yolostack_engine import Prediction, PredictOptions
+
+router = APIRouter(tags=["inference"])
+hub_router = APIRouter(tags=["inference"])
+
+
+def _service(request: Request) -> InferenceService:
+    service: InferenceService = request.app.state.inference
+    return service
+
+
+@router.post("/{model_id}/predict")
+async def predict_by_id(request: Request, auth: InferenceAuth, session: DbSession, model_id: str) -> Body:
+    """Seed: multipart ``file`` (image or video) or ``source``, ``conf``, ``iou``, ``imgsz``…"""
+    if not is_id(model_id):
+        raise NotFound("model not found: address it by id or by /{owner}/{project}/{model}")
+    row = await model_service.get_by_id(session, auth.account, model_id)
+    body = await _predict(request, row, default_iou=PLATFORM_IOU)
+    return both(body, predictions=_seed_predictions(body["images"]), **body)
+
+
+@router.post("/{owner}/{project}/{model}/predict")
+async def predict_by_slug(
+    request: Request, auth: InferenceAuth, session: DbSession, owner: str, project: str, model: str
+) -> Body:
+    """Clients (``ul cloud predict``): ``images[]`` one per image or strided video frame, and ``metadata``."""
+    row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    return client(**await _predict(request, row, default_iou=PLATFORM_IOU))
+
+
+@hub_router.post("/")
+async def predict_hub(request: Request, auth: HubAuth, session: DbSession) -> Body:
+    """The HUB shared inference API: form ``model`` (a model URL, an id or ``ul://owner/project/model``)."""
+    fields, _ = await read_form(request, _service(request).settings)
+    row = await _hub_model(session, auth, fields.get("model"))
+    return client(**await _predict(request, row, default_iou=HUB_IOU))
+
+
+@hub_router.post("/v1/predict/{model_id}")
+async def predict_hub_legacy(request: Request, auth: HubAuth, session: DbSession, model_id: str) -> Body:
+    """The legacy HUB route: the model id in the path, the image as ``file`` or ``image``."""
+    row = await _hub_model(session, auth, model_id)
+    return client(**await _predict(request, row, default_iou=HUB_IOU))
+
+
+async def _hub_model(session: DbSession, auth: AuthContext, ref: Any) -> ModelRow:
+    if not isinstance(ref, str) or not ref.strip():
+        raise BadRequest("form field 'model' is required (a model URL, a model id or ul://owner/project/model)")
+    ref = ref.strip()
+    if ref.startswith("ul://"):
+        parts = ref.removeprefix("ul://").split("/")
+        if len(parts) != 3 or not all(parts):
+            raise BadRequest("a ul:// model must look like ul://owner/project/model")
+        return await model_service.get_by_slug(session, auth.account, *parts)
+    segments = [segment for segment in urlparse(ref).path.split("/") if segment]
+    model_id = segments[-1] if segments else ref
+    if not is_id(model_id):
+        raise NotFound(f"model '{ref[:200]}' not found")
+    return await model_service.get_by_id(session, auth.account, model_id)
+
+
+async def _predict(request: Request, row: ModelRow, *, default_iou: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    service = _service(request)
+    settings: Settings = request.app.state.settings
+    fields, upload = await read_form(request, settings.inference)
+    params = parse_params(fields, default_iou=default_iou)
+    target = await service.target(row[0])
+    options = PredictOptions(imgsz=params.imgsz, conf=params.conf, iou=params.iou)
+    images: list[dict[str, Any]] = []
+    async with open_input(fields, upload, settings.inference) as media:
+        if media.image is not None:
+            images += _render(await service.predict(target, [media.image], options), params)
+        else:
+            assert media.video is not None
+            frames = video_frames(media.video, params.vid_stride, settings.inference)
+            while chunk := await next_frames(frames, settings.inference.max_batch_size):
+                images += _render(await service.predict(target, chunk, options), params)
+    metadata = await _metadata(service, target, row, len(images), started)
+    return {"images": images, "metadata": metadata}
+
+
+def _render(predictions: list[Prediction], params: PredictParams) -> list[dict[str, Any]]:
+    return [
+        {
+            "results": prediction.summary(normalize=params.normalize, decimals=params.decimals),
+            "shape": [int(prediction.orig_shape[0]), int(prediction.orig_shape[1])],
+            "speed": {name: round(float(value), 3) for name, value in prediction.speed.items()},
+        }
+        for prediction in predictions
+    ]
+
+
+async def _metadata(
+    service: InferenceService, target: ServingTarget, row: ModelRow, count: int, started: float
+) -> dict[str, Any]:
+    model, project, owner = row
+    names = target.info.get("names") or {}
+    ordered = [str(names[key]) for key in sorted(names, key=int)] if isinstance(names, dict) else list(names)
+    return {
+        "imageCount": count,
+        "classNames": ordered,
+        "model": model.id,
+        "modelRef": f"ul://{owner.username}/{project.slug}/{model.slug}",
+        "task": model.task or target.info.get("task"),
+        "version": {
+            "yolostack": __version__,
+            "ultralytics": target.info.get("ultralytics"),
+            "backend": await service.backend_name(target),
+            "weights": target.version,
+        },
+        "functionTimeCall": round((time.perf_counter() - started) * 1000, 3),
+        "functionTimeAlive": round(service.uptime_ms(), 3),
+    }
+
+
+def _seed_predictions(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed's flat ``predictions``: ``class`` is the class *name* there; a video adds ``frame``."""
+    rows = []
+    for index, image in enumerate(images):
+        for result in image["results"]:
+            row = {"class": result["name"], "classId": result["class"], "confidence": result["confidence"]}
+            row.update({key: value for key, value in result.items() if key not in ("name", "class", "confidence")})
+            if len(images) > 1:
+                row["frame"] = index
+            rows.append(row)
+    return rows

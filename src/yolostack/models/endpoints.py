@@ -1,0 +1,209 @@
+"""Seed routes address models by id, client routes by ``{owner}/{project}/{model}``; a segment with ``_`` is an id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from yolostack.auth.dependencies import ModelsAuth
+from yolostack.config import Settings
+from yolostack.core.db import DbSession
+from yolostack.core.errors import BadRequest, NotFound, PayloadTooLarge
+from yolostack.core.files import on_commit
+from yolostack.core.ids import is_id
+from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
+from yolostack.core.responses import Body, both, client, seed
+from yolostack.models.repository import ModelRow
+from yolostack.models.schemas import ModelCreate, ModelFile, ModelUpdate, Task
+from yolostack.models.service import model as model_service
+from yolostack.models.service import model_detail, model_view
+from yolostack.storage.service import FileLinks, Files
+from yolostack.storage.usage import ensure_room
+
+router = APIRouter(tags=["models"])
+CHUNK = 1024 * 1024
+
+
+def _region(request: Request) -> str:
+    region: str = request.app.state.settings.region
+    return region
+
+
+def wake_conversions(request: Request) -> None:
+    request.app.state.conversion_task.wake()
+
+
+def model_files(links: FileLinks, row: ModelRow) -> list[ModelFile]:
+    """The checkpoint first (``ultralytics`` takes ``files[0]`` for ``ul://``), then the served ONNX."""
+    model = row[0]
+    if model.weights_key is None or model.weights_name is None:
+        return []
+    files = [
+        ModelFile(
+            name=model.weights_name,
+            size=model.weights_size,
+            download_url=links.download_url(model.weights_key, model.weights_name),
+        )
+    ]
+    if model.serving_key is not None:
+        key = f"{model.serving_key}/model.onnx"
+        files.append(ModelFile(name="model.onnx", size=None, download_url=links.download_url(key, "model.onnx")))
+    return files
+
+
+@router.get("")
+async def list_models(
+    auth: ModelsAuth,
+    session: DbSession,
+    pagination: PageParamsQuery,
+    project_id: Annotated[str | None, Query(alias="projectId", max_length=64)] = None,
+    task: Task | None = None,
+) -> Body:
+    """The caller's models, newest first (seed)."""
+    models, total = await model_service.list_models(session, auth.account, pagination, project_id=project_id, task=task)
+    return seed(models, meta=PageMeta.of(pagination, total))
+
+
+@router.post("", status_code=201)
+async def create_model(request: Request, auth: ModelsAuth, session: DbSession, links: Files) -> Body:
+    """Multipart ``file`` + ``projectId`` + ``name`` uploads a .pt (seed); a JSON body creates an empty model (clients)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        model, project = await _upload(request, auth.account, session, links)
+        on_commit(session, lambda: wake_conversions(request))
+    else:
+        model, project = await model_service.create(session, auth.account, await _json_body(request))
+    view = model_view(model, project, auth.account.username)
+    return both(
+        view,
+        id=model.id,
+        owner=auth.account.username,
+        project=project.slug,
+        model=model.slug,
+        name=model.name,
+        region=_region(request),
+    )
+
+
+async def _json_body(request: Request) -> ModelCreate:
+    try:
+        return ModelCreate.model_validate(await request.json())
+    except ValueError as exc:  # ValidationError is a ValueError; so is a body that is not JSON
+        details = exc.errors(include_url=False, include_context=False) if isinstance(exc, ValidationError) else None
+        raise BadRequest(
+            "invalid model body: send JSON {project, name?, model?, task?} or a multipart .pt upload", details=details
+        ) from exc
+
+
+async def _upload(request: Request, account: Any, session: DbSession, links: FileLinks) -> Any:
+    settings: Settings = request.app.state.settings
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.storage.max_upload_bytes:
+        raise PayloadTooLarge(f"upload exceeds the limit of {settings.storage.max_upload_bytes} bytes")
+    room = await ensure_room(session, settings, account, declared)
+    form = await request.form(max_files=1, max_fields=10)
+    upload, project_id = form.get("file"), form.get("projectId")
+    if not isinstance(upload, UploadFile):
+        raise BadRequest("multipart field 'file' (a .pt checkpoint) is required")
+    if not isinstance(project_id, str) or not project_id:
+        raise BadRequest("multipart field 'projectId' is required")
+    name = form.get("name")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await upload.read(CHUNK):
+            yield chunk
+
+    return await model_service.upload(
+        session,
+        links.store,
+        account,
+        project_id=project_id,
+        name=name if isinstance(name, str) else None,
+        filename=upload.filename,
+        chunks=chunks(),
+        max_bytes=min(room, settings.storage.max_upload_bytes),
+    )
+
+
+@router.get("/{ref}")
+async def get_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> Body:
+    """One model by id (seed)."""
+    if not is_id(ref):
+        raise NotFound("model not found: address it by id or by /{owner}/{project}/{model}")
+    model, project, owner = await model_service.get_by_id(session, auth.account, ref)
+    return seed(model_detail(model, project, owner.username))
+
+
+@router.delete("/{ref}")
+async def delete_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> Body:
+    """Move a model to the trash (seed)."""
+    if not is_id(ref):
+        raise NotFound("model not found: address it by id or by /{owner}/{project}/{model}")
+    row = await model_service.get_by_id(session, auth.account, ref)
+    await model_service.delete(session, auth.account, row)
+    return seed({"id": ref, "trashed": True})
+
+
+@router.get("/{first}/{second}")
+async def get_files_or_list_project(
+    request: Request,
+    auth: ModelsAuth,
+    session: DbSession,
+    links: Files,
+    first: str,
+    second: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> Body:
+    """``/api/models/{modelId}/files`` (seed) or ``/api/models/{owner}/{project}`` (clients' list)."""
+    if is_id(first) and second == "files":
+        row = await model_service.get_by_id(session, auth.account, first)
+        files = model_files(links, row)
+        return both(files, files=files)
+    models = await model_service.list_in_project(session, auth.account, first, second, limit)
+    return client(models=models, total=len(models), region=_region(request))
+
+
+@router.get("/{owner}/{project}/{model}")
+async def get_model(
+    request: Request, auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str
+) -> Body:
+    """A model with its metadata (clients)."""
+    row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    found, found_project, found_owner = row
+    return client(
+        model=model_detail(found, found_project, found_owner.username),
+        isOwner=found_owner.id == auth.account_id,
+        region=_region(request),
+    )
+
+
+@router.patch("/{owner}/{project}/{model}")
+async def update_model(
+    auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str, data: ModelUpdate
+) -> Body:
+    """Change a model; a new name also changes its slug."""
+    row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    updated = await model_service.update(session, auth.account, row, data)
+    detail = model_detail(updated, row[1], row[2].username)
+    return both(detail, model=detail, slug=updated.slug)
+
+
+@router.delete("/{owner}/{project}/{model}")
+async def delete_model(auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str) -> Body:
+    """Move a model to the trash for 30 days (clients)."""
+    row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    await model_service.delete(session, auth.account, row)
+    return client()
+
+
+@router.get("/{owner}/{project}/{model}/files")
+async def get_model_files(
+    auth: ModelsAuth, session: DbSession, links: Files, owner: str, project: str, model: str
+) -> Body:
+    """Signed download links, the .pt first: ``YOLO("ul://owner/project/model")`` reads ``files[0]``."""
+    row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    files = model_files(links, row)
+    return both(files, files=files)
