@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+import ultralytics
 
 from tests.fixtures.detector import TrainedDetector
 from tests.fixtures.server import LiveServer
 
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
+
+ASSETS = Path(ultralytics.__file__).parent / "assets"
 
 BIN = Path(sys.executable).parent
 PREDICT_LOCALLY = """
@@ -79,7 +82,8 @@ def uploaded(
     assert result.returncode == 0, output
     uri = next(line.split("Model: ", 1)[1].strip() for line in output.splitlines() if "Model: ul://" in line)
     # The CLI's own per-image line: "<path>: 128x128 1 circle, 12.3ms" (YOLO's verbose() of our results).
-    assert image.name in output and ("circle" in output or "square" in output), output
+    assert image.name in output, output
+    assert "circle" in output or "square" in output, output
     return uri
 
 
@@ -141,7 +145,7 @@ class TestSeedSnippets:
         return str(model_by_slug(live_server, str(live_server.key), uploaded.removeprefix("ul://"))["id"])
 
     def test_hub_curl(self, live_server: LiveServer, model_id: str, tmp_path: Path) -> None:
-        image = Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg"
+        image = ASSETS / "bus.jpg"
         command = ["curl", "-s", "-X", "POST", f"{live_server.base_url}/", "-H", f"x-api-key: {live_server.key}"]
         command += ["-F", f"model={live_server.base_url}/models/{model_id}", "-F", f"file=@{image}"]
         command += ["-F", "imgsz=640", "-F", "conf=0.25", "-F", "iou=0.45"]
@@ -154,7 +158,7 @@ class TestSeedSnippets:
         assert body["metadata"]["imageCount"] == 1
 
     def test_seed_quick_start_curl(self, live_server: LiveServer, model_id: str, tmp_path: Path) -> None:
-        image = Path(__import__("ultralytics").__file__).parent / "assets" / "zidane.jpg"
+        image = ASSETS / "zidane.jpg"
         command = ["curl", "-s", "-X", "POST", "-H", f"Authorization: Bearer {live_server.key}"]
         command += ["-F", f"file=@{image}", f"{live_server.base_url}/api/models/{model_id}/predict"]
         body = json.loads(run(command, {}, tmp_path).stdout)

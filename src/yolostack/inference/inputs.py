@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 from starlette.datastructures import UploadFile
-from yolostack_engine.media import MediaError, decode_image, is_video, iter_video_frames
 
 from yolostack.config import InferenceSettings
 from yolostack.core.errors import BadRequest, PayloadTooLarge
 from yolostack.inference.fetch import SourceFetchError, fetch_source
+from yolostack_engine.media import MediaError, decode_image, is_video, iter_video_frames
 
 CHUNK = 1024 * 1024
 HEAD_BYTES = 64
@@ -83,7 +83,9 @@ async def _from_source(url: str, work: Path, settings: InferenceSettings) -> Pre
             allow_private=settings.allow_private_sources,
         )
     except SourceFetchError as error:
-        raise BadRequest(str(error), details={"field": "source"}) from error
+        # A source over the size limit is refused like an upload over it; any other failure is the caller's URL.
+        failure = PayloadTooLarge if error.status_code == 413 else BadRequest
+        raise failure(str(error), details={"field": "source"}) from error
     if is_video(fetched.filename, fetched.data[:HEAD_BYTES]):
         path = work / f"video{Path(fetched.filename).suffix.lower()[:8] or '.mp4'}"
         await asyncio.to_thread(path.write_bytes, fetched.data)

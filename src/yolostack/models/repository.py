@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
@@ -15,9 +15,12 @@ MAX_CONVERSION_ATTEMPTS = 3
 
 
 class ModelRepository(Repository):
-    """Models with their project and owner; reads see the caller's own and others' public live models."""
+    """Models with their project and owner; reads see the caller's own live models and others' public ones."""
 
     def _readable(self, viewer_id: str) -> Select[Model, Project, Account]:
+        # Another account's model is readable only inside a public project: a model names its project
+        # (slug, id, name), so a public model in a private project would reveal that project.
+        public = and_(Model.visibility == Visibility.public, Project.visibility == Visibility.public)
         return (
             select(Model, Project, Account)
             .join(Project, Project.id == Model.project_id)
@@ -25,7 +28,7 @@ class ModelRepository(Repository):
             .where(
                 Model.deleted_at.is_(None),
                 Project.deleted_at.is_(None),
-                or_(Model.owner_id == viewer_id, Model.visibility == Visibility.public),
+                or_(Model.owner_id == viewer_id, public),
             )
         )
 

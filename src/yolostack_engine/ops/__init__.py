@@ -1,0 +1,1 @@
+"""Pure NumPy/OpenCV pre- and post-processing, matching ultralytics' own functions."""
