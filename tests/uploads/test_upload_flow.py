@@ -379,9 +379,11 @@ class TestUploadToS3:
     ) -> None:
         session_id = await uploaded(client, alice, model_id)
         ok(await complete(client, alice, session_id, checksum=SHA256, md5=MD5))
+        # Completing a model upload attaches it: the checkpoint moves to the model's weights key.
         row = await upload_row(database, session_id)
-        assert s3_bucket.object_keys() == [row.storage_key]
-        assert s3_bucket.read(row.storage_key) == DATA
+        weights = f"models/{alice.account.id}/{model_id}/weights/{row.filename}"
+        assert s3_bucket.object_keys() == [weights]
+        assert s3_bucket.read(weights) == DATA
 
     async def test_too_large_put_leaves_nothing_in_the_bucket(
         self, client: httpx.AsyncClient, s3_bucket: S3Bucket, alice: User, model_id: str
