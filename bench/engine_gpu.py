@@ -24,13 +24,25 @@ import numpy as np
 
 
 def build(directory: Path, yaml: str, imgsz: int) -> Path:
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     model = YOLO(yaml)
     model.save(str(directory / "model.pt"))
     exported = YOLO(str(directory / "model.pt")).export(format="onnx", dynamic=True, simplify=False, imgsz=imgsz)
     Path(exported).rename(directory / "model.onnx")
     return directory
+
+
+def read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image
+
+
+def summary(results: Any) -> list[dict[str, Any]]:
+    """The first result's ``summary()`` (ultralytics' return type is a wide union)."""
+    rows: list[dict[str, Any]] = results[0].summary()
+    return rows
 
 
 def compare(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> str:
@@ -79,7 +91,7 @@ def main() -> None:
     import onnxruntime
     import torch
     import ultralytics
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     from yolostack_engine import PredictOptions, load_model
 
@@ -87,7 +99,7 @@ def main() -> None:
     print(f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     print(f"onnxruntime {onnxruntime.__version__} providers: {onnxruntime.get_available_providers()}")
     assets = Path(ultralytics.__file__).parent / "assets"
-    images = [cv2.imread(str(assets / name)) for name in ("bus.jpg", "zidane.jpg")]
+    images = [read(assets / name) for name in ("bus.jpg", "zidane.jpg")]
     # Random weights detect little at 0.25; a low threshold gives rows to compare.
     options = PredictOptions(imgsz=args.imgsz, conf=0.1, iou=0.7)
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -98,14 +110,14 @@ def main() -> None:
         for name, image in zip(("bus.jpg", "zidane.jpg"), images, strict=True):
             theirs = reference.predict(image, imgsz=args.imgsz, conf=0.1, iou=0.7, device=device, verbose=False)
             ours = served.predict([image], options)[0].summary()
-            print(f"parity torch/{device} {name}: {compare(ours, theirs[0].summary())}")
+            print(f"parity torch/{device} {name}: {compare(ours, summary(theirs))}")
         providers = onnxruntime.get_available_providers()
         onnx_device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         onnx = load_model(directory, "onnxruntime", device=onnx_device)
         print(f"onnxruntime backend on {onnx_device}: providers in use {getattr(onnx.backend, 'providers', '?')}")
         theirs = reference.predict(images[0], imgsz=args.imgsz, conf=0.1, iou=0.7, device=device, verbose=False)
         print(
-            f"parity onnxruntime/{onnx_device} bus.jpg: {compare(onnx.predict([images[0]], options)[0].summary(), theirs[0].summary())}"
+            f"parity onnxruntime/{onnx_device} bus.jpg: {compare(onnx.predict([images[0]], options)[0].summary(), summary(theirs))}"
         )
 
         def sync(function: Any) -> Any:
