@@ -110,3 +110,18 @@ class TestRunning:
         model.close()
         with pytest.raises(EngineError, match="closed"):
             model.predict([bus], PredictOptions(imgsz=320))
+
+
+@pytest.mark.slow
+class TestTorchLoadsThroughTheAllowlist:
+    def test_hostile_model_pt_is_refused_in_process(self, model_dir: Callable[[str], Path], tmp_path: Path) -> None:
+        from tests.fixtures.checkpoints import malicious_checkpoint
+        from yolostack_engine.convert import UnsafeCheckpoint
+
+        directory = tmp_path / "served"
+        shutil.copytree(model_dir("detect"), directory)
+        marker = tmp_path / "pwned"
+        malicious_checkpoint(directory / "model.pt", marker)
+        with pytest.raises((UnsafeCheckpoint, EngineError)):
+            load_model(directory, "torch")
+        assert not marker.exists()

@@ -130,7 +130,11 @@ class InferenceService:
             names = [name for name in SERVING_FILES if name != "meta.json"]
             for name in names:
                 await download(self.store, f"{target.serving_key}/{name}", staging / name)
-            if self.settings.backend == "torch" and target.weights_key is not None:
+            # The torch backend (chosen, or what "auto" picks on a GPU without onnxruntime-gpu) reads the .pt.
+            needs_weights = self.settings.backend == "torch" or (
+                self.settings.backend == "auto" and self.settings.device.startswith("cuda")
+            )
+            if needs_weights and target.weights_key is not None:
                 await download(self.store, target.weights_key, staging / "model.pt")
             # meta.json last: its presence marks a complete directory.
             await download(self.store, f"{target.serving_key}/meta.json", staging / "meta.json")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,31 @@ try:
     from ultralytics.nn.autobackend import AutoBackend
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise EngineError("the torch backend is not installed: pip install torch ultralytics") from error
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _restricted_torch_load() -> Iterator[None]:
+    """Route ultralytics' ``torch.load`` through the conversion's restricted unpickler while a model loads.
+
+    The server must never plainly unpickle an uploaded checkpoint: the bytes already passed the same
+    allowlist in the conversion sandbox, and loading them here applies it again.
+    """
+    from yolostack_engine.convert import safe_pickle
+
+    original = torch.load
+
+    def restricted(f: Any, *_args: Any, **_kwargs: Any) -> Any:
+        return original(f, map_location="cpu", pickle_module=safe_pickle, weights_only=False)
+
+    with _LOAD_LOCK:
+        torch.load = restricted
+        try:
+            yield
+        finally:
+            torch.load = original
 
 
 def _onnx_layout(output: Any) -> list[np.ndarray]:
@@ -39,7 +66,8 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.torch_device = torch.device(device)
         half = precision == "f16" and device.startswith("cuda")
-        self.model: Any = AutoBackend(str(path), device=self.torch_device, fp16=half, fuse=True, verbose=False)
+        with _restricted_torch_load():
+            self.model: Any = AutoBackend(str(path), device=self.torch_device, fp16=half, fuse=True, verbose=False)
         self.model.eval()
         self.lock = threading.Lock()
         self.max_concurrency = 1
