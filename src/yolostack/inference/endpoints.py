@@ -42,6 +42,7 @@ async def predict_by_id(request: Request, auth: InferenceAuth, session: DbSessio
     if not is_id(model_id):
         raise NotFound("model not found: address it by id or by /{owner}/{project}/{model}")
     row = await model_service.get_by_id(session, auth.account, model_id)
+    await _end_transaction(session)
     body = await _predict(request, row, default_iou=PLATFORM_IOU)
     return both(body, predictions=_seed_predictions(body["images"]), **body)
 
@@ -52,6 +53,7 @@ async def predict_by_slug(
 ) -> Body:
     """Clients (``ul cloud predict``): ``images[]`` one per image or strided video frame, and ``metadata``."""
     row = await model_service.get_by_slug(session, auth.account, owner, project, model)
+    await _end_transaction(session)
     return client(**await _predict(request, row, default_iou=PLATFORM_IOU))
 
 
@@ -60,6 +62,7 @@ async def predict_hub(request: Request, auth: HubAuth, session: DbSession) -> Bo
     """The HUB shared inference API: form ``model`` (a model URL, an id or ``ul://owner/project/model``)."""
     fields, _ = await read_form(request, _service(request).settings)
     row = await _hub_model(session, auth, fields.get("model"))
+    await _end_transaction(session)
     return client(**await _predict(request, row, default_iou=HUB_IOU))
 
 
@@ -67,7 +70,15 @@ async def predict_hub(request: Request, auth: HubAuth, session: DbSession) -> Bo
 async def predict_hub_legacy(request: Request, auth: HubAuth, session: DbSession, model_id: str) -> Body:
     """The legacy HUB route: the model id in the path, the image as ``file`` or ``image``."""
     row = await _hub_model(session, auth, model_id)
+    await _end_transaction(session)
     return client(**await _predict(request, row, default_iou=HUB_IOU))
+
+
+async def _end_transaction(session: DbSession) -> None:
+    """The request's database work is done once the model is found: commit now (the key's ``lastUsedAt``)
+    rather than hold a transaction open through seconds of inference. On SQLite a read transaction that
+    tries to write after another connection committed fails with "database is locked"."""
+    await session.commit()
 
 
 async def _hub_model(session: DbSession, auth: AuthContext, ref: Any) -> ModelRow:
