@@ -17,6 +17,10 @@ pytestmark = pytest.mark.slow
 BACKENDS = ["onnxruntime", "openvino", "torch"]
 TASKS = ["detect", "segment", "pose", "obb", "classify"]
 BOX_PX = 1.0  # boxes, keypoints and obb corners within 1 pixel
+# An OBB corner moves by half the box's diagonal times the angle error: on a random-weight model, boxes of a
+# few hundred pixels and OpenVINO's f32 kernels (other convolution algorithms than torch's) put corners up
+# to ~1.1 px apart while centres and sides agree within 1 px.
+OBB_CORNER_PX = 1.5
 CONF_TOL = 1e-3
 MASK_IOU = 0.9
 
@@ -129,7 +133,7 @@ def test_matches_ultralytics(
     ours = served(task, backend).predict([image], options)[0]
     ref = reference(model_dir(task), image, options)
     assert ref, "the comparison needs predictions"
-    compare(ref, ours.summary(), image.shape[:2])
+    compare(ref, ours.summary(), image.shape[:2], px=OBB_CORNER_PX if task == "obb" else BOX_PX)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -46,7 +46,8 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
             return _probe(path, max_pixels)
         except Image.DecompressionBombError as error:
             raise ImageError(f"{path.name} is too large to decode safely ({error})") from error
-        except UnidentifiedImageError as error:
+        except (UnidentifiedImageError, ImportError) as error:
+            # An ImportError is a Pillow plugin (e.g. HEIF registered by ultralytics) whose decoder is missing.
             raise ImageError(f"{path.name} is not an image we can read") from error
         except ImageError:
             raise
