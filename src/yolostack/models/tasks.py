@@ -14,8 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from yolostack_engine.convert import ConversionError, convert_checkpoint_async
-
 from yolostack.activity.service import activity as activity_service
 from yolostack.config import InferenceSettings
 from yolostack.core.db import Database
@@ -25,6 +23,7 @@ from yolostack.models.service import serving_prefix
 from yolostack.models.trash import SERVING_FILES
 from yolostack.storage.backends import ObjectStore
 from yolostack.tables import Model, ModelStatus, ServingStatus
+from yolostack_engine.convert import ConversionError, convert_checkpoint_async
 
 logger = logging.getLogger(__name__)
 
