@@ -80,15 +80,9 @@ def convert_checkpoint(
     python: str = sys.executable,
 ) -> ConversionResult:
     """Convert an uploaded checkpoint into out_dir (model.pt, model.onnx, meta.json) in a confined child."""
-    if not pt_path.is_file():
-        raise ConversionError("checkpoint file is missing", code="missing")
-    work = Path(tempfile.mkdtemp(prefix="yolostack-convert-"))
+    work, command = _prepare(pt_path, timeout_s, memory_bytes, python)
     try:
-        staging = work / "out"
-        command = _command(python, pt_path, staging, timeout_s, memory_bytes)
-        stdout, returncode = _run(command, work, timeout_s)
-        result = _parse(stdout, returncode)
-        return _publish(result, staging, out_dir)
+        return _publish(_parse(*_run(command, work, timeout_s)), work / "out", out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -102,17 +96,19 @@ async def convert_checkpoint_async(
     python: str = sys.executable,
 ) -> ConversionResult:
     """`convert_checkpoint` for the event loop; cancelling it kills the child and publishes nothing."""
+    work, command = _prepare(pt_path, timeout_s, memory_bytes, python)
+    try:
+        return _publish(_parse(*await _run_async(command, work, timeout_s)), work / "out", out_dir)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+def _prepare(pt_path: Path, timeout_s: float, memory_bytes: int, python: str) -> tuple[Path, list[str]]:
+    """A private work folder (the child stages its files in ``work/out``) and the child's command line."""
     if not pt_path.is_file():
         raise ConversionError("checkpoint file is missing", code="missing")
     work = Path(tempfile.mkdtemp(prefix="yolostack-convert-"))
-    try:
-        staging = work / "out"
-        command = _command(python, pt_path, staging, timeout_s, memory_bytes)
-        stdout, returncode = await _run_async(command, work, timeout_s)
-        result = _parse(stdout, returncode)
-        return _publish(result, staging, out_dir)
-    finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
+    return work, _command(python, pt_path, work / "out", timeout_s, memory_bytes)
 
 
 async def _run_async(command: list[str], work: Path, timeout_s: float) -> tuple[str, int]:
