@@ -8,6 +8,7 @@ and de-duplicated per dataset, so running an ingest twice adds nothing twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -112,7 +113,11 @@ class IngestWorker:
             logger.exception("ingest of %s failed", dataset_id)
             await self._fail(dataset_id, "Internal error while ingesting; the server log has details")
         finally:
+            # Await the cancelled heartbeat: left running, its session could hold a write transaction
+            # (on SQLite, the database lock) past the server's shutdown.
             heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     async def _heartbeat(self, dataset_id: str) -> None:
         """Renew the lease while the ingest runs, so no other worker takes it over."""

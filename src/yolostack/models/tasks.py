@@ -8,6 +8,7 @@ the conversion subprocess (``yolostack_engine.convert``), with time and memory l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 from datetime import timedelta
@@ -83,7 +84,11 @@ class ConversionWorker:
             logger.exception("conversion of %s failed", model_id)
             await self._finish(model_id, sha256, None, "internal error while converting; the server log has details")
         finally:
+            # Await the cancelled heartbeat: left running, its session could hold a write transaction
+            # (on SQLite, the database lock) past the server's shutdown.
             heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     async def _heartbeat(self, model_id: str) -> None:
         while True:
