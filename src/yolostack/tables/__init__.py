@@ -7,11 +7,19 @@ from yolostack.tables.base import Table
 from yolostack.tables.dataset import Dataset, DatasetStatus
 from yolostack.tables.dataset_export import DatasetExport
 from yolostack.tables.dataset_image import DatasetImage, image_key
+from yolostack.tables.job import ACTIVE_STATUSES, FINISHED_STATUSES, Executor, Job, JobKind, JobLog, JobStatus
 from yolostack.tables.model import Model, ModelStatus, ServingStatus
 from yolostack.tables.project import Project, Visibility
 from yolostack.tables.upload_session import UploadSession, UploadStatus
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "FINISHED_STATUSES",
+    "Executor",
+    "Job",
+    "JobKind",
+    "JobLog",
+    "JobStatus",
     "Account",
     "AccountType",
     "ActivityEvent",

@@ -20,3 +20,5 @@ class ApiKey(IdMixin, Table):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set on the short-lived key a job's runner uses to call back; such keys are hidden from the key list.
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
