@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,6 +103,43 @@ class InferenceSettings(BaseModel):
     source_timeout_seconds: float = Field(default=20, gt=0)
 
 
+class WebhookSettings(BaseModel):
+    """Outbound webhooks: how deliveries are sent and retried, and which addresses receivers may have."""
+
+    # Receivers must be public http(s) addresses unless the operator allows private ones (SSRF).
+    allow_private_urls: bool = False
+    timeout_seconds: float = Field(default=10, gt=0, le=300)
+    # Seconds to wait before each retry; a delivery gets 1 + len(retry_schedule) attempts, then fails.
+    retry_schedule: list[Annotated[float, Field(ge=0)]] = Field(
+        default=[5, 30, 120, 600, 3600, 10_800, 21_600], max_length=50
+    )
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    max_concurrency: int = Field(default=16, ge=1, le=1000)
+
+
+class JobSettings(BaseModel):
+    """Training runs and exports: where they run, how many at once, when a silent one is given up."""
+
+    # local: child processes of this server; ray: Ray jobs on the cluster at YOLOSTACK_RAY_ADDRESS.
+    executor: str = Field(default="local", pattern=r"^(local|ray)$")
+    # Jobs this server runs at once with the local executor (each training run uses every core it gets).
+    max_concurrent: int = Field(default=1, ge=1)
+    cpus_per_job: float = Field(default=2, gt=0)
+    dispatch_interval_seconds: float = Field(default=2.0, gt=0)
+    # A starting/running job whose heartbeat is older than this lost its worker (server restart, lost node).
+    heartbeat_timeout_seconds: float = Field(default=90, gt=0)
+    # A user's own training run that has not reported for this long is failed (ultralytics never says so).
+    telemetry_timeout_seconds: float = Field(default=3600, gt=0)
+    # After a cancel, the trainer stops at its next epoch end; a runner still alive after this is killed.
+    cancel_grace_seconds: float = Field(default=60, ge=0)
+    # How long a runner's key lives: the longest a job may run.
+    max_duration_hours: float = Field(default=72, gt=0)
+    # Exports whose worker was lost are re-queued this many times in all.
+    max_attempts: int = Field(default=3, ge=1)
+    # Where runners keep their working directories (default: <data dir>/jobs).
+    work_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -126,6 +163,11 @@ class Settings(BaseSettings):
     trash: TrashSettings = TrashSettings()
     storage: StorageSettings = StorageSettings()
     inference: InferenceSettings = InferenceSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    jobs: JobSettings = JobSettings()
+    # A Ray cluster's dashboard (Jobs API) address, e.g. http://127.0.0.1:8265, for YOLOSTACK_JOBS__EXECUTOR=ray.
+    ray_address: str | None = None
+    ray_token: str | None = None
     # s3://bucket[/prefix] to keep files in an S3-compatible store; unset: the data directory.
     storage_url: str | None = None
     # Signs file URLs. Unset: generated once and kept in the data directory (set it when several servers

@@ -89,7 +89,7 @@ class ModelService:
             raise NotFound(f"workspace '{data.owner}' not found")
         project = await self._own_project(session, account, data.project)
         slug = data.model or slugify(data.name or "") or "model"
-        model = await self._insert(session, account, project, slug, data.name or slug, data.task)
+        model = await self.insert(session, account, project, slug, data.name or slug, data.task)
         model.description, model.visibility = data.description, data.visibility
         model.metadata_ = data.metadata or {}
         model.train_args, model.epochs = data.train_args, data.epochs
@@ -109,7 +109,7 @@ class ModelService:
             raise NotFound(f"project '{ref}' not found")
         return row[0]
 
-    async def _insert(
+    async def insert(
         self, session: AsyncSession, account: Account, project: Project, slug: str, name: str, task: str | None
     ) -> Model:
         """Insert with ``slug``, or ``slug-2``, ``slug-3``… when taken: a re-run of ``ul cloud predict x.pt``
@@ -149,7 +149,7 @@ class ModelService:
         safe_name = weights_filename(filename)
         project = await self._own_project(session, account, project_id)
         display = (name or "").strip() or safe_name.removesuffix(WEIGHTS_SUFFIX)
-        model = await self._insert(session, account, project, slugify(display) or "model", display[:256], None)
+        model = await self.insert(session, account, project, slugify(display) or "model", display[:256], None)
         key = weights_key(account.id, model.id, safe_name)
         stored = await store.write(key, chunks, max_bytes=max_bytes)
         self._attach(session, model, key, safe_name, stored.size, stored.sha256)

@@ -1,0 +1,159 @@
+"""``/api/jobs/{jobId}``: a job's state and logs for its owner, and the runner's callbacks (job key only)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from yolostack.auth.dependencies import AnyAuth, AuthContext
+from yolostack.core.db import DbSession
+from yolostack.core.errors import BadRequest, Forbidden, NotFound
+from yolostack.core.ids import new_id
+from yolostack.core.responses import Body, both
+from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.jobs.repository import JobRepository
+from yolostack.jobs.service import Outcome, error_view, training_view
+from yolostack.jobs.service import jobs as job_service
+from yolostack.storage.service import Files
+from yolostack.tables import ACTIVE_STATUSES, Job, JobKind, JobStatus, UploadSession, UploadStatus
+
+router = APIRouter(tags=["jobs"])
+PHASES = frozenset({"preparing", "downloading", "exporting", "uploading", "completed", "failed"})
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    if job.kind == JobKind.training:
+        return {"kind": "training", "modelId": job.model_id, **training_view(job)}
+    return {
+        "id": job.id,
+        "kind": "export",
+        "modelId": job.model_id,
+        "status": str(job.status),
+        "format": job.spec.get("format"),
+        "phase": (job.progress or {}).get("phase"),
+        "error": error_view(job),
+        "attempts": job.attempts,
+        "createdAt": isoformat(job.created_at),
+        "updatedAt": isoformat(job.updated_at),
+    }
+
+
+async def _owned(session: DbSession, auth: AuthContext, job_id: str) -> Job:
+    job = await JobRepository(session).get_owned(auth.account_id, job_id)
+    if job is None:
+        raise NotFound(f"job '{job_id}' not found")
+    return job
+
+
+async def _runner_job(session: DbSession, auth: AuthContext, job_id: str) -> Job:
+    """Only the job's own key may report for it."""
+    job = await _owned(session, auth, job_id)
+    if auth.key.job_id != job.id:
+        raise Forbidden("only the job's runner may report its progress")
+    return job
+
+
+@router.get("/{job_id}")
+async def get_job(auth: AnyAuth, session: DbSession, job_id: str) -> Body:
+    view = job_view(await _owned(session, auth, job_id))
+    return both(view, job=view)
+
+
+@router.get("/{job_id}/logs")
+async def get_job_logs(
+    auth: AnyAuth,
+    session: DbSession,
+    job_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Body:
+    """Console output in order; pass the last ``id`` as ``after`` to follow along."""
+    job = await _owned(session, auth, job_id)
+    rows = await JobRepository(session).logs(job.id, after=after, limit=limit)
+    entries = [
+        {"id": row.id, "source": row.source, "content": row.content, "timestamp": isoformat(row.created_at)}
+        for row in rows
+    ]
+    return both(entries, entries=entries, nextAfter=rows[-1].id if rows else after)
+
+
+@router.post("/{job_id}/events")
+async def report_job_event(request: Request, auth: AnyAuth, session: DbSession, files: Files, job_id: str) -> Body:
+    """The runner's phases; ``completed`` (exports) attaches the uploaded artifact, ``failed`` records why."""
+    job = await _runner_job(session, auth, job_id)
+    body = await request.json()
+    phase = body.get("phase") if isinstance(body, dict) else None
+    if phase not in PHASES:
+        raise BadRequest(f"phase must be one of {', '.join(sorted(PHASES))}")
+    if job.status not in ACTIVE_STATUSES:
+        return both(
+            {"cancelled": job.status == JobStatus.cancelled},
+            cancelled=job.status == JobStatus.cancelled,
+            status=str(job.status),
+        )
+    job.heartbeat_at = utcnow()
+    if phase == "failed":
+        message = str(body.get("error") or "the runner failed")[:2000]
+        await JobRepository(session).add_log(job.id, "runner", message)
+        await job_service.finish(session, job, Outcome(JobStatus.failed, message, "RUNNER_ERROR"))
+    elif phase == "completed":
+        await _complete_export(session, files, job, body.get("sessionId"))
+    else:
+        job.progress = {**(job.progress or {}), "phase": phase}
+        await JobRepository(session).add_log(job.id, "runner", phase)
+        if job.kind == JobKind.export:
+            await job_service.mark_running(session, job)
+    cancelled = job.cancel_requested or job.status == JobStatus.cancelled
+    reply: dict[str, Any] = {"cancelled": cancelled, "status": str(job.status)}
+    return both(reply, **reply)
+
+
+@router.post("/{job_id}/artifact")
+async def stage_job_artifact(request: Request, auth: AnyAuth, session: DbSession, files: Files, job_id: str) -> Body:
+    """A signed upload URL for an export's file (the runner PUTs it, then reports ``completed``)."""
+    job = await _runner_job(session, auth, job_id)
+    if job.kind != JobKind.export:
+        raise BadRequest("only exports upload an artifact this way")
+    body = await request.json()
+    filename = str((body or {}).get("filename") or "").rsplit("/", 1)[-1].strip()
+    if not filename or filename.startswith("."):
+        raise BadRequest("filename is required")
+    size = (body or {}).get("size")
+    ttl = request.app.state.settings.storage.upload_url_ttl_seconds
+    upload_id = new_id("upload")
+    upload = UploadSession(
+        id=upload_id,
+        account_id=job.owner_id,
+        asset_type="exports",
+        asset_id=job.id,
+        filename=filename,
+        content_type="application/octet-stream",
+        declared_bytes=size if isinstance(size, int) else None,
+        storage_key=f"uploads/{job.owner_id}/{upload_id}/{filename}",
+        expires_at=utcnow() + timedelta(seconds=ttl),
+    )
+    session.add(upload)
+    fields: dict[str, Any] = {"sessionId": upload.id, "uploadUrl": files.upload_url(upload.id, filename)}
+    return both(fields, **fields)
+
+
+async def _complete_export(session: DbSession, files: Files, job: Job, session_id: Any) -> None:
+    if job.kind != JobKind.export:
+        raise BadRequest("training runs complete through their telemetry, not this event")
+    upload = await session.get(UploadSession, session_id) if isinstance(session_id, str) else None
+    if upload is None or upload.asset_id != job.id or upload.status != UploadStatus.uploaded:
+        raise BadRequest("sessionId must name this export's uploaded artifact")
+    key = f"models/{job.owner_id}/{job.model_id}/exports/{job.id}/{upload.filename}"
+    await files.store.move(upload.storage_key, key)
+    upload.status, upload.completed_at = UploadStatus.consumed, utcnow()
+    await job_service.finish(
+        session,
+        job,
+        Outcome(JobStatus.completed),
+        file_key=key,
+        file_name=upload.filename,
+        file_size=upload.size,
+        progress={**(job.progress or {}), "phase": "completed"},
+    )

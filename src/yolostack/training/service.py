@@ -1,0 +1,180 @@
+"""``POST /api/training/start``: validate what to train on, queue a durable job for the dispatcher."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yolostack.core.errors import AppError, BadRequest, Conflict, NotFound
+from yolostack.core.ids import is_id, new_id
+from yolostack.datasets.repository import DatasetRepository
+from yolostack.jobs.repository import JobRepository
+from yolostack.models.repository import ModelRow
+from yolostack.tables import Account, Dataset, DatasetStatus, Executor, Job, JobKind, JobStatus, ModelStatus
+
+# Arguments the worker owns: where results go and which device it runs on.
+RESERVED_ARGS = frozenset({"project", "name", "exist_ok", "save_dir", "device", "resume", "mode", "data"})
+ARCHITECTURE = {
+    "detect": "yolo11n.yaml",
+    "segment": "yolo11n-seg.yaml",
+    "pose": "yolo11n-pose.yaml",
+    "obb": "yolo11n-obb.yaml",
+    "classify": "yolo11n-cls.yaml",
+}
+OFFICIAL_PREFIXES = ("yolo26", "yolo11", "yolov8", "yolov5", "yolov", "yolo12", "rtdetr", "sam")
+
+
+class NoGpu(AppError):
+    status_code = 400
+    code = "NO_GPU"
+
+
+@functools.cache
+def default_args() -> dict[str, Any]:
+    """ultralytics' own ``default.yaml``: the arguments a training run accepts, and their defaults."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ultralytics is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
+    loaded = yaml.safe_load(path.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def gpu_count() -> int:
+    """GPUs this server can give a local job (nvidia-smi's view; torch is not imported in the server)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+class TrainingService:
+    async def start(
+        self,
+        session: AsyncSession,
+        account: Account,
+        row: ModelRow,
+        body: dict[str, Any],
+        *,
+        executor: Executor,
+    ) -> Job:
+        model, project, owner = row
+        if owner.id != account.id:
+            raise NotFound(f"model '{model.id}' not found")
+        if await JobRepository(session).active_training(model.id) is not None:
+            raise Conflict(f"model '{model.slug}' is already training; cancel it first")
+        args = self._train_args(body)
+        dataset = await self._dataset(session, account, args.pop("data", None), body.get("datasetId"))
+        base = self._base(args.pop("model", None), model, project.slug, owner.username, dataset)
+        gpu_type = body.get("gpuType")
+        if gpu_type is not None and not isinstance(gpu_type, str):
+            raise BadRequest("gpuType must be a string")
+        if gpu_type and executor == Executor.local and gpu_count() == 0:
+            raise NoGpu(f"gpuType '{gpu_type}' was asked for, but this server has no GPU; omit gpuType to train on CPU")
+        job = Job(
+            id=new_id("job"),
+            owner_id=account.id,
+            model_id=model.id,
+            kind=JobKind.training,
+            status=JobStatus.queued,
+            executor=executor,
+            gpu_type=gpu_type or None,
+            spec={
+                "base": base,
+                "data": f"ul://{owner.username}/datasets/{dataset.slug}",
+                "datasetId": dataset.id,
+                "project": f"{owner.username}/{project.slug}",
+                "name": model.slug,
+                "trainArgs": {**args, "model": base},
+            },
+            progress={"currentEpoch": 0, "totalEpochs": int(args.get("epochs", default_args()["epochs"]))},
+        )
+        await JobRepository(session).add(job)
+        model.status = ModelStatus.starting
+        model.train_args = {**args, "model": base, "data": job.spec["data"]}
+        model.epochs = job.progress["totalEpochs"]
+        if model.task is None:
+            model.task = dataset.task
+        return job
+
+    def _train_args(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The client's ``trainArgs`` plus the seed's ``epochs``/``imageSize``, checked against ultralytics."""
+        given = body.get("trainArgs") or {}
+        if not isinstance(given, dict):
+            raise BadRequest("trainArgs must be an object of YOLO training arguments")
+        args = dict(given)
+        for seed_name, name in (("epochs", "epochs"), ("imageSize", "imgsz"), ("batchSize", "batch")):
+            if body.get(seed_name) is not None:
+                args[name] = body[seed_name]
+        known = default_args()
+        unknown = sorted(key for key in args if key not in known and key != "model")
+        if unknown:
+            raise BadRequest(
+                f"unknown training arguments: {', '.join(unknown)}", details=[{"field": u} for u in unknown]
+            )
+        for key in sorted(RESERVED_ARGS & args.keys() - {"data"}):
+            args.pop(key)
+        epochs = args.get("epochs", known["epochs"])
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 10_000:
+            raise BadRequest("epochs must be an integer from 1 to 10000", details=[{"field": "epochs"}])
+        imgsz = args.get("imgsz", known["imgsz"])
+        if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not 32 <= imgsz <= 4096:
+            raise BadRequest("imgsz must be an integer from 32 to 4096", details=[{"field": "imgsz"}])
+        return args
+
+    async def _dataset(self, session: AsyncSession, account: Account, data: Any, dataset_id: Any) -> Dataset:
+        repository = DatasetRepository(session)
+        if isinstance(dataset_id, str) and is_id(dataset_id):
+            row = await repository.get_readable(account.id, dataset_id)
+            ref = dataset_id
+        elif isinstance(data, str) and data.startswith("ul://"):
+            parts = data.removeprefix("ul://").split("/")
+            if len(parts) != 3 or parts[1] != "datasets":
+                raise BadRequest("data must be a dataset URI: ul://owner/datasets/slug")
+            row = await repository.get_readable_by_slug(account.id, parts[0], parts[2])
+            ref = data
+        else:
+            raise BadRequest("name the dataset: datasetId, or trainArgs.data = ul://owner/datasets/slug")
+        if row is None:
+            raise NotFound(f"dataset '{ref}' not found")
+        dataset = row[0]
+        if dataset.status != DatasetStatus.ready:
+            raise Conflict(f"dataset '{dataset.slug}' is {dataset.status}; train once it is ready")
+        return dataset
+
+    def _base(self, given: Any, model: Any, project: str, owner: str, dataset: Dataset) -> str:
+        """What the run starts from: a ``ul://`` model, an architecture yaml, or this model's own weights."""
+        if given is None or given == "":
+            if model.has_weights:
+                return f"ul://{owner}/{project}/{model.slug}"
+            return ARCHITECTURE.get(dataset.task, "yolo11n.yaml")
+        if not isinstance(given, str):
+            raise BadRequest("trainArgs.model must be a string")
+        if given.startswith("ul://"):
+            if len(given.removeprefix("ul://").split("/")) != 3:
+                raise BadRequest("trainArgs.model must look like ul://owner/project/model")
+            return given
+        if given.endswith((".yaml", ".yml")) and "/" not in given:
+            return given
+        if given.endswith(".pt") and given.startswith(OFFICIAL_PREFIXES):
+            raise BadRequest(
+                f"official weights '{given}' cannot be downloaded by this server; upload them as a model "
+                "and pass ul://owner/project/model, or start from an architecture such as yolo11n.yaml"
+            )
+        raise BadRequest("trainArgs.model must be ul://owner/project/model or an architecture yaml (yolo11n.yaml)")
+
+
+training = TrainingService()

@@ -1,0 +1,165 @@
+"""``python -m yolostack.worker.runner``: run one job, described by ``YOLOSTACK_JOB_SPEC``.
+
+The same entrypoint runs under the local executor (a child process of the server) and on a Ray node.
+It needs no database or storage access: it talks to the server over HTTP with the job's own key.
+Training is the real ``ultralytics`` trainer pointed at this server (``ULTRALYTICS_PLATFORM_URL``), so
+its progress arrives through the same telemetry as a user's own run; an export is ``YOLO.export``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class ServerApi:
+    """The few calls a runner makes, with the job key."""
+
+    def __init__(self, base_url: str, api_key: str, job_id: str) -> None:
+        self.job_id = job_id
+        self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=TIMEOUT)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.http.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} → HTTP {response.status_code}: {response.text[:500]}")
+        data = response.json()
+        assert isinstance(data, dict)
+        return data
+
+    def event(self, phase: str, **fields: Any) -> dict[str, Any]:
+        return self.call("POST", f"/api/jobs/{self.job_id}/events", {"phase": phase, **fields})
+
+    def download(self, url: str, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with httpx.stream("GET", url, timeout=TIMEOUT) as response:
+            response.raise_for_status()
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    handle.write(chunk)
+        return target
+
+
+def prepare_ultralytics(work: Path, server_url: str, api_key: str) -> None:
+    """Before ultralytics is imported: our server as its Platform, offline, its config in the job dir."""
+    config = work / "config"
+    (config / "Ultralytics").mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "ULTRALYTICS_PLATFORM_URL": server_url,
+            "ULTRALYTICS_API_KEY": api_key,
+            "YOLO_CONFIG_DIR": str(config),
+            "YOLO_OFFLINE": "1",
+            "YOLO_AUTOINSTALL": "False",
+        }
+    )
+    font = config / "Ultralytics" / "Arial.ttf"
+    if not font.exists():  # training plots want Arial and would download it; matplotlib ships a stand-in
+        import matplotlib
+
+        shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
+    telemetry = Path.home() / "intel" / "openvino_telemetry"
+    try:  # OpenVINO's converter phones home unless this says 0
+        telemetry.parent.mkdir(parents=True, exist_ok=True)
+        telemetry.write_text("0")
+    except OSError:
+        pass
+
+
+def keep_runs_in(work: Path) -> None:
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update(  # type: ignore[no-untyped-call]
+        runs_dir=str(work / "runs"), datasets_dir=str(work / "datasets"), weights_dir=str(work / "weights"), sync=False
+    )
+
+
+def run_training(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
+    training = spec["training"]
+    api.event("preparing")
+    from ultralytics.models.yolo.model import YOLO
+
+    keep_runs_in(work)
+    args = {key: value for key, value in training["trainArgs"].items() if key not in ("model", "data", "device")}
+    device = "0" if spec.get("gpus") else "cpu"
+    model = YOLO(training["base"])
+    model.train(
+        data=training["data"], project=training["project"], name=training["name"], exist_ok=True, device=device, **args
+    )
+
+
+def run_export(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
+    export = spec["export"]
+    api.event("downloading")
+    files = api.call("GET", f"/api/models/{spec['modelId']}/files").get("files") or []
+    if not files:
+        raise RuntimeError("the model has no weights to export")
+    weights = api.download(files[0]["downloadUrl"], work / "input" / files[0]["name"])
+    api.event("exporting")
+    from ultralytics.models.yolo.model import YOLO
+
+    keep_runs_in(work)
+    device = "0" if spec.get("gpus") else "cpu"
+    produced = Path(str(YOLO(str(weights)).export(format=export["format"], device=device, **export.get("args", {}))))
+    artifact = _single_file(produced)
+    api.event("uploading")
+    size = artifact.stat().st_size
+    staged = api.call("POST", f"/api/jobs/{api.job_id}/artifact", {"filename": artifact.name, "size": size})
+    with artifact.open("rb") as handle:
+        response = httpx.put(
+            staged["uploadUrl"],
+            content=handle,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            timeout=httpx.Timeout(600.0, connect=10.0),
+        )
+    if response.status_code >= 300:
+        raise RuntimeError(f"artifact upload failed: HTTP {response.status_code} {response.text[:300]}")
+    api.event("completed", sessionId=staged["sessionId"])
+
+
+def _single_file(produced: Path) -> Path:
+    """Directory outputs (OpenVINO, NCNN, …) travel as one zip named after the directory."""
+    if produced.is_file():
+        return produced
+    archive = produced.with_name(produced.name + ".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(produced.rglob("*")):
+            if path.is_file():
+                bundle.write(path, Path(produced.name) / path.relative_to(produced))
+    return archive
+
+
+def main() -> int:
+    spec = json.loads(os.environ["YOLOSTACK_JOB_SPEC"])
+    work = Path(spec.get("workDir") or os.getcwd()).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)
+    prepare_ultralytics(work, spec["serverUrl"], spec["apiKey"])
+    api = ServerApi(spec["serverUrl"], spec["apiKey"], spec["jobId"])
+    try:
+        if spec["kind"] == "training":
+            run_training(spec, api, work)
+        else:
+            run_export(spec, api, work)
+    except BaseException as error:
+        message = f"{type(error).__name__}: {error}".strip()
+        print(f"RUNNER FAILED: {message}", flush=True)
+        try:
+            api.event("failed", error=message[:2000])
+        except Exception as report_error:
+            print(f"could not report the failure: {report_error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
