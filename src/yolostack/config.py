@@ -122,6 +122,8 @@ class JobSettings(BaseModel):
 
     # local: child processes of this server; ray: Ray jobs on the cluster at YOLOSTACK_RAY_ADDRESS.
     executor: str = Field(default="local", pattern=r"^(local|ray)$")
+    # false: this server process only serves the API and launches no jobs (another process runs them).
+    run_jobs: bool = True
     # Jobs this server runs at once with the local executor (each training run uses every core it gets).
     max_concurrent: int = Field(default=1, ge=1)
     cpus_per_job: float = Field(default=2, gt=0)

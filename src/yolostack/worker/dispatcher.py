@@ -131,6 +131,8 @@ class Dispatcher:
     # -- claiming and launching ----------------------------------------------------------------------
 
     async def _claim(self) -> None:
+        if not self.settings.jobs.run_jobs:
+            return
         executor = self.executor
         async with self.database.sessionmaker() as session:
             repository = JobRepository(session)
