@@ -35,6 +35,7 @@ from yolostack.storage.signing import Signer, load_secret
 from yolostack.trash.service import trash as trash_service
 from yolostack.trash.tasks import purge_expired_trash
 from yolostack.uploads.endpoints import put_router as upload_put_router
+from yolostack.webhooks.tasks import DeliveryWorker
 from yolostack.worker.periodic import PeriodicTask
 
 
@@ -67,9 +68,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.conversion_task = conversion
         inference = InferenceService(database, store, settings.inference, settings.data_dir / "engine-cache")
         app.state.inference = inference
+        webhook_worker = DeliveryWorker(database, settings.webhooks)
+        webhook_delivery = PeriodicTask(
+            "webhook.deliver", settings.webhooks.poll_interval_seconds, webhook_worker.run_pending
+        )
+        webhook_delivery.start()
+        app.state.webhook_delivery = webhook_delivery
         try:
             yield
         finally:
+            await webhook_delivery.stop()
+            await webhook_worker.close()
             await inference.close()
             await conversion.stop()
             await ingest.stop()

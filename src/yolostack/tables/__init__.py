@@ -11,6 +11,7 @@ from yolostack.tables.job import ACTIVE_STATUSES, FINISHED_STATUSES, Executor, J
 from yolostack.tables.model import Model, ModelStatus, ServingStatus
 from yolostack.tables.project import Project, Visibility
 from yolostack.tables.upload_session import UploadSession, UploadStatus
+from yolostack.tables.webhook import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -38,4 +39,8 @@ __all__ = [
     "UploadStatus",
     "Visibility",
     "image_key",
+    "DeliveryStatus",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

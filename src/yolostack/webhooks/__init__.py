@@ -1,0 +1,1 @@
+"""Outbound webhooks: an account's subscriptions to platform events, delivered signed and retried."""
