@@ -15,10 +15,10 @@ from yolostack.models import trash as _model_trash  # noqa: F401  (frees weights
 from yolostack.models.endpoints import router as models_router
 from yolostack.projects.endpoints import router as projects_router
 from yolostack.storage.usage import router as storage_router
-from yolostack.trash.endpoints import router as trash_router
 from yolostack.training.endpoints import models_router as model_training_router
 from yolostack.training.endpoints import router as training_router
 from yolostack.training.endpoints import telemetry_router
+from yolostack.trash.endpoints import router as trash_router
 from yolostack.uploads.endpoints import router as uploads_router
 from yolostack.webhooks.endpoints import router as webhooks_router
 

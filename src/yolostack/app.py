@@ -37,6 +37,7 @@ from yolostack.trash.tasks import purge_expired_trash
 from yolostack.uploads.endpoints import put_router as upload_put_router
 from yolostack.webhooks.tasks import DeliveryWorker
 from yolostack.worker.periodic import PeriodicTask
+from yolostack.worker.setup import create_dispatcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.conversion_task = conversion
         inference = InferenceService(database, store, settings.inference, settings.data_dir / "engine-cache")
         app.state.inference = inference
+        dispatcher = create_dispatcher(database, settings)
+        dispatch = PeriodicTask("jobs.dispatch", settings.jobs.dispatch_interval_seconds, dispatcher.run_round)
+        dispatch.start()
+        app.state.dispatcher, app.state.dispatch_task = dispatcher, dispatch
         webhook_worker = DeliveryWorker(database, settings.webhooks)
         webhook_delivery = PeriodicTask(
             "webhook.deliver", settings.webhooks.poll_interval_seconds, webhook_worker.run_pending
@@ -79,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await webhook_delivery.stop()
             await webhook_worker.close()
+            await dispatch.stop()
+            await dispatcher.close()
             await inference.close()
             await conversion.stop()
             await ingest.stop()

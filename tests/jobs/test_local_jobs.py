@@ -1,0 +1,162 @@
+"""Training through the local executor against a live ``yolostack serve``: the runner is a real child
+process running the real ``ultralytics`` trainer, which reports back over HTTP with its job key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.database import BACKENDS
+from tests.fixtures.server import LiveServer, start_server
+from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_for, wait_training
+
+pytestmark = [pytest.mark.slow]
+
+TRAIN_ARGS = {"model": "yolo11n.yaml", "data": "ul://admin/datasets/shapes", "imgsz": 64, "batch": 4, "workers": 0}
+
+
+def runner_pids(work_root: Path, job_id: str) -> list[int]:
+    """Processes whose working directory is this job's (the runner and anything it started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if Path(cwd).name.startswith(job_id) and Path(cwd).parent == work_root:
+            pids.append(int(entry.name))
+    return pids
+
+
+class Stack:
+    def __init__(self, tmp: Path, **env: str) -> None:
+        self.data = tmp / "data"
+        self.env = {"YOLOSTACK_DATA_DIR": str(self.data), "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5", **env}
+        self.server = start_server(self.env)
+        assert self.server.key is not None, self.server.output
+        self.key = self.server.key
+        self.http = api(self.server.base_url, self.key)
+
+    def restart(self) -> LiveServer:
+        self.server = start_server(self.env)
+        self.http = api(self.server.base_url, self.key)
+        return self.server
+
+    def start(self, model: str, epochs: int, **args: Any) -> dict[str, Any]:
+        created = create_model(self.http, "demo", model)
+        body = {"modelId": created["id"], "trainArgs": {**TRAIN_ARGS, "epochs": epochs, **args}}
+        return ok(self.http.post("/api/training/start", json=body))
+
+    def job(self, model: str) -> dict[str, Any]:
+        job = training_job(self.http, "admin", "demo", model)
+        assert job is not None
+        return job
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if request.param == "postgres":
+        pytest.skip("the live-server training path is the same on both databases; tests/training covers PostgreSQL")
+    tmp = tmp_path_factory.mktemp("local-jobs")
+    stack = Stack(tmp)
+    try:
+        upload_dataset(stack.http, tmp, "shapes")
+        yield stack
+    finally:
+        stack.server.stop()
+
+
+class TestLocalTraining:
+    def test_trains_to_completion_with_weights_metrics_and_logs(self, stack: Stack) -> None:
+        started = stack.start("full", epochs=2, plots=False)
+        assert started["status"] == "starting"
+        job = wait_training(stack.http, "admin", "demo", "full")
+        assert job["status"] == "completed", job
+        assert job["progress"]["currentEpoch"] == 2
+        assert job["progress"]["totalEpochs"] == 2
+        assert job["epochMetrics"]["metrics/mAP50-95(B)"] is not None
+        assert job["executor"] == "local"
+        model = ok(stack.http.get("/api/models/admin/demo/full"))["model"]
+        assert model["status"] == "completed"
+        assert [row["epoch"] for row in model["trainResults"]] == [0, 1]
+        files = ok(stack.http.get("/api/models/admin/demo/full/files"))["files"]
+        assert files[0]["name"] == "best.pt"
+        weights = httpx.get(files[0]["downloadUrl"], timeout=60)
+        assert weights.status_code == 200
+        assert len(weights.content) == files[0]["size"] > 1_000_000
+        logs = ok(stack.http.get(f"/api/jobs/{job['id']}/logs", params={"limit": 1000}))["entries"]
+        text = "\n".join(entry["content"] for entry in logs)
+        assert "started on local" in text
+        assert "2 epochs completed" in text
+        actions = [event["action"] for event in ok(stack.http.get("/api/activity", params={"limit": 100}))["data"]]
+        assert "training.started" in actions
+        assert "training.completed" in actions
+        # The runner's key is gone from the key list and stops working soon after the run.
+        keys = ok(stack.http.get("/api/api-keys"))["keys"]
+        assert all(not key["name"].startswith("job ") for key in keys)
+
+    def test_cancel_mid_run_stops_the_trainer(self, stack: Stack) -> None:
+        stack.start("cancel-me", epochs=60, plots=False, val=False)
+        wait_for(lambda: stack.job("cancel-me"), lambda job: job["progress"]["currentEpoch"] >= 1, 180, what="epoch 1")
+        cancelled = ok(stack.http.delete("/api/models/admin/demo/cancel-me/training"))
+        assert cancelled["status"] == "cancelled"
+        at_cancel = stack.job("cancel-me")["progress"]["currentEpoch"]
+        work_root = stack.data.resolve() / "jobs"
+        job_id = stack.job("cancel-me")["id"]
+        wait_for(lambda: runner_pids(work_root, job_id), lambda pids: not pids, 120, what="the runner to exit")
+        job = stack.job("cancel-me")
+        assert job["status"] == "cancelled"
+        # The trainer reads the cancel from its next epoch_end reply (sent in the background, so it may
+        # take effect an epoch or two later with sub-second epochs like these).
+        assert job["progress"]["currentEpoch"] <= at_cancel + 3
+        assert job["progress"]["currentEpoch"] < 60
+
+    def test_a_killed_runner_fails_the_job_with_the_reason(self, stack: Stack) -> None:
+        stack.start("killed", epochs=60, plots=False, val=False)
+        job = wait_for(lambda: stack.job("killed"), lambda job: job["status"] == "running", 180, what="running")
+        work_root = stack.data.resolve() / "jobs"
+        pids = wait_for(lambda: runner_pids(work_root, job["id"]), bool, 30, what="the runner")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        job = wait_training(stack.http, "admin", "demo", "killed", timeout=60)
+        assert job["status"] == "failed"
+        assert job["error"]["code"] == "RUNNER_FAILED"
+        assert "killed by SIGKILL" in job["error"]["message"]
+        model = ok(stack.http.get("/api/models/admin/demo/killed"))["model"]
+        assert model["status"] == "failed"
+
+    def test_a_failing_run_reports_ultralytics_error(self, stack: Stack) -> None:
+        stack.start("bad-args", epochs=1, optimizer="NoSuchOptimizer")
+        job = wait_training(stack.http, "admin", "demo", "bad-args", timeout=180)
+        assert job["status"] == "failed"
+        assert "NoSuchOptimizer" in job["error"]["message"]
+
+
+class TestServerLoss:
+    def test_a_killed_server_takes_its_runner_along_and_the_restart_fails_the_job(self, tmp_path: Path) -> None:
+        stack = Stack(tmp_path, YOLOSTACK_JOBS__HEARTBEAT_TIMEOUT_SECONDS="3")
+        try:
+            upload_dataset(stack.http, tmp_path, "shapes")
+            stack.start("orphan", epochs=60, plots=False, val=False)
+            job = wait_for(lambda: stack.job("orphan"), lambda job: job["status"] == "running", 180, what="running")
+            work_root = stack.data.resolve() / "jobs"
+            assert runner_pids(work_root, job["id"])
+            stack.server.process.send_signal(signal.SIGKILL)
+            stack.server.process.wait(timeout=10)
+            wait_for(lambda: runner_pids(work_root, job["id"]), lambda pids: not pids, 30, what="the runner to die")
+            time.sleep(1)
+            stack.restart()
+            job = wait_training(stack.http, "admin", "demo", "orphan", timeout=60)
+            assert job["status"] == "failed"
+            assert job["error"]["code"] == "WORKER_LOST"
+        finally:
+            stack.server.stop()
