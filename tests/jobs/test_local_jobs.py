@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from tests.fixtures.database import BACKENDS
 from tests.fixtures.server import LiveServer, start_server
 from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_for, wait_training
+from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,7 +42,15 @@ def runner_pids(work_root: Path, job_id: str) -> list[int]:
 class Stack:
     def __init__(self, tmp: Path, **env: str) -> None:
         self.data = tmp / "data"
-        self.env = {"YOLOSTACK_DATA_DIR": str(self.data), "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5", **env}
+        self.env = {
+            "YOLOSTACK_DATA_DIR": str(self.data),
+            "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5",
+            # The webhook receiver below listens on loopback, and is down for its first attempts.
+            "YOLOSTACK_WEBHOOKS__ALLOW_PRIVATE_URLS": "true",
+            "YOLOSTACK_WEBHOOKS__RETRY_SCHEDULE": "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5]",
+            "YOLOSTACK_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.2",
+            **env,
+        }
         self.server = start_server(self.env)
         assert self.server.key is not None, self.server.output
         self.key = self.server.key
@@ -77,6 +87,29 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 class TestLocalTraining:
     def test_trains_to_completion_with_weights_metrics_and_logs(self, stack: Stack) -> None:
+        receiver = Receiver(fail_first=3).start()
+        events = ["training.started", "training.epoch", "training.completed", "training.failed"]
+        hook = ok(stack.http.post("/api/webhooks", json={"url": receiver.url, "events": events}), 201)
+        try:
+            self._train_and_check(stack)
+            delivered = wait_for(receiver.delivered, lambda got: len(got) >= 4, 60, what="4 webhook deliveries")
+        finally:
+            receiver.stop()
+        verifier = Webhook(hook["data"]["secret"])
+        verified = [verifier.verify(request.body, request.headers) for request in delivered]
+        payloads = sorted(verified, key=lambda payload: str(payload["timestamp"]))
+        assert [payload["type"] for payload in payloads] == [
+            "training.started",
+            "training.epoch",
+            "training.epoch",
+            "training.completed",
+        ]
+        assert [payload["data"]["epoch"] for payload in payloads[1:3]] == [1, 2]
+        # Each event was refused three times first, and kept its webhook-id across the retries.
+        for request in delivered:
+            assert len(receiver.of(request.message_id)) == 4
+
+    def _train_and_check(self, stack: Stack) -> None:
         started = stack.start("full", epochs=2, plots=False)
         assert started["status"] == "starting"
         job = wait_training(stack.http, "admin", "demo", "full")
