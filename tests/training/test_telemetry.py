@@ -216,3 +216,18 @@ class TestSilentRun:
         assert job["error"]["code"] == "TELEMETRY_TIMEOUT"
         model = ok(await client.get("/api/models/alice/shapes-lab/exp", headers=alice.headers))["model"]
         assert model["status"] == "failed"
+
+
+class TestDeletedModel:
+    async def test_deleting_a_model_cancels_its_run(self, client: httpx.AsyncClient, alice: User) -> None:
+        run = await start_run(client, alice)
+        job = await training(client, alice, "alice", "shapes-lab", "exp")
+        ok(await client.delete("/api/models/alice/shapes-lab/exp", headers=alice.headers))
+        seen = ok(await client.get(f"/api/jobs/{job['id']}", headers=alice.headers))["job"]
+        assert seen["status"] == "cancelled"
+        assert seen["error"]["message"] == "the model was deleted"
+        assert_error(await end_epoch_raw(client, alice, run["modelId"]), 404, "NOT_FOUND")
+
+
+async def end_epoch_raw(client: httpx.AsyncClient, user: User, model_id: str) -> httpx.Response:
+    return await send(client, user, "epoch_end", {"epoch": 0}, modelId=model_id)

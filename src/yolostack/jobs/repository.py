@@ -37,6 +37,10 @@ class JobRepository(Repository):
         )
         return await self.session.scalar(statement.limit(1))
 
+    async def active_for_model(self, model_id: str) -> Sequence[Job]:
+        statement = select(Job).where(Job.model_id == model_id, Job.status.in_(ACTIVE_STATUSES))
+        return (await self.session.scalars(statement)).all()
+
     async def next_run_id(self, model_id: str) -> int:
         count = await self.session.scalar(
             select(func.count()).select_from(Job).where(Job.model_id == model_id, Job.kind == JobKind.training)

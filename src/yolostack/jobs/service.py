@@ -96,6 +96,14 @@ class JobService:
         )
         return cancelled
 
+    async def cancel_all(self, session: AsyncSession, model_id: str, reason: str) -> int:
+        """Cancel every active job of a model (it is being deleted)."""
+        cancelled = 0
+        for job in await JobRepository(session).active_for_model(model_id):
+            outcome = Outcome(JobStatus.cancelled, reason, "CANCELLED")
+            cancelled += await self.finish(session, job, outcome, cancel_requested=True)
+        return cancelled
+
     async def _expire_keys(self, session: AsyncSession, job_id: str, when: datetime) -> None:
         for key in await ApiKeyRepository(session).for_job(job_id):
             if key.expires_at is None or key.expires_at > when:

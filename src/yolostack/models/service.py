@@ -257,6 +257,10 @@ class ModelService:
 
     async def delete(self, session: AsyncSession, viewer: Account, row: ModelRow) -> None:
         model = self._require_owner(viewer, row)
+        # A trashed model's training and exports stop: nothing could read their results any more.
+        from yolostack.jobs.service import jobs as job_service
+
+        await job_service.cancel_all(session, model.id, "the model was deleted")
         await trash_service.move(session, viewer.id, "model", model)
 
     async def _record(
