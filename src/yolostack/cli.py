@@ -1,4 +1,4 @@
-"""``yolostack serve | users | keys``: run the server and manage accounts and keys from a shell."""
+"""``yolostack serve | users | keys | watch``: run the server, manage accounts and keys, follow jobs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from yolostack.core import db
 from yolostack.core.errors import AppError, Conflict
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.tables import Account, Plan
+from yolostack.watch import TARGET_HELP
+from yolostack.watch import watch as watch_job
 
 app = typer.Typer(help="yolostack: self-hosted Ultralytics Platform and HUB Inference API.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -213,6 +215,24 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…
         return key.name
 
     typer.echo(f"Revoked {key_id} ({_run_in_session(_settings(), work)})")
+
+
+@app.command()
+def watch(
+    target: Annotated[str, typer.Argument(help=TARGET_HELP)],
+    url: Annotated[
+        str, typer.Option(envvar="ULTRALYTICS_PLATFORM_URL", help="The server (as the official clients find it)")
+    ] = "http://127.0.0.1:8000",
+    key: Annotated[str | None, typer.Option(envvar="ULTRALYTICS_API_KEY", help="API key (ul_…)")] = None,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls")] = 3.0,
+    logs: Annotated[bool, typer.Option("--logs", help="Also print the job's console output")] = False,
+) -> None:
+    """Follow a training run or an export until it ends: exit 0 completed, 1 failed, 2 cancelled or bad
+    input, 130 on Ctrl-C (the job keeps running)."""
+    if not key:
+        typer.echo("error: no API key: pass --key or set ULTRALYTICS_API_KEY", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(watch_job(target, url=url, key=key, interval=interval, logs=logs))
 
 
 def main() -> None:
