@@ -9,6 +9,8 @@ from yolostack.api_keys.endpoints import router as api_keys_router
 from yolostack.datasets import trash as _dataset_trash  # noqa: F401  (registers the dataset trash kind)
 from yolostack.datasets.endpoints import router as datasets_router
 from yolostack.datasets.images import router as images_router
+from yolostack.exports.endpoints import models_router as model_exports_router
+from yolostack.exports.endpoints import router as exports_router
 from yolostack.inference.endpoints import router as predict_router
 from yolostack.jobs.endpoints import router as jobs_router
 from yolostack.models import trash as _model_trash  # noqa: F401  (frees weights when models are purged)
@@ -37,7 +39,11 @@ api_router.include_router(datasets_router, prefix="/datasets")
 api_router.include_router(predict_router, prefix="/models")
 # /api/models/{modelId}/training, /api/models/{owner}/{project}/{model}/training (before /{owner}/{project})
 api_router.include_router(model_training_router, prefix="/models")
+# /api/models/{owner}/{project}/{model}/exports[/{exportId}] (before /{owner}/{project}/{model})
+api_router.include_router(model_exports_router, prefix="/models")
 api_router.include_router(models_router, prefix="/models")
+# /api/exports[/{exportId}]
+api_router.include_router(exports_router, prefix="/exports")
 # /api/images/{id}
 api_router.include_router(images_router, prefix="/images")
 # /api/activity[/mark-seen | /archive]

@@ -1,4 +1,4 @@
-"""Models leaving the trash for good take their checkpoint and serving artifacts with them."""
+"""Models leaving the trash for good take their checkpoint, serving artifacts and export files with them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.files import delete_after_commit
+from yolostack.exports.repository import ExportRepository
 from yolostack.tables import Model
 from yolostack.trash.registry import KINDS
 
@@ -24,6 +25,8 @@ async def release_files(session: AsyncSession, model_ids: list[str]) -> None:
         return
     models = await session.scalars(select(Model).where(Model.id.in_(model_ids)))
     delete_after_commit(session, [key for model in models for key in model_files(model)])
+    # Their exports' rows go with them (ON DELETE CASCADE); the artifacts must be deleted here.
+    delete_after_commit(session, await ExportRepository(session).file_keys(model_ids))
 
 
 KINDS["model"].purge_hooks.append(release_files)

@@ -14,7 +14,18 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import PayloadTooLarge
 from yolostack.core.responses import Body, both
 from yolostack.core.timeutil import isoformat, utcnow
-from yolostack.tables import Account, Dataset, DatasetExport, DatasetImage, Model, Plan, UploadSession, UploadStatus
+from yolostack.tables import (
+    Account,
+    Dataset,
+    DatasetExport,
+    DatasetImage,
+    Job,
+    JobKind,
+    Model,
+    Plan,
+    UploadSession,
+    UploadStatus,
+)
 
 router = APIRouter(tags=["storage"])
 
@@ -69,6 +80,14 @@ async def measure(session: AsyncSession, account_id: str) -> Usage:
             )
         )
     ).one()
+    # Model exports (jobs of kind export) whose artifact is stored.
+    model_export_bytes, model_export_count = (
+        await session.execute(
+            select(func.coalesce(func.sum(Job.file_size), 0), func.count()).where(
+                Job.owner_id == account_id, Job.kind == JobKind.export, Job.file_key.is_not(None)
+            )
+        )
+    ).one()
     weights_bytes, weights_count = (
         await session.execute(
             select(func.coalesce(func.sum(Model.weights_size), 0), func.count(Model.weights_size)).where(
@@ -82,8 +101,8 @@ async def measure(session: AsyncSession, account_id: str) -> Usage:
         image_count=int(image_count),
         model_bytes=int(weights_bytes or 0) + by_type.get("models", (0, 0))[0],
         model_count=int(weights_count),
-        export_bytes=int(export_bytes),
-        export_count=int(export_count),
+        export_bytes=int(export_bytes) + int(model_export_bytes or 0) + by_type.get("exports", (0, 0))[0],
+        export_count=int(export_count) + int(model_export_count),
     )
 
 

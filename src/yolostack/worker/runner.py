@@ -108,6 +108,7 @@ def run_export(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
     from ultralytics.models.yolo.model import YOLO
 
     keep_runs_in(work)
+    _prepare_export_toolchain(export["format"], work)
     device = "0" if spec.get("gpus") else "cpu"
     produced = Path(str(YOLO(str(weights)).export(format=export["format"], device=device, **export.get("args", {}))))
     artifact = _single_file(produced)
@@ -124,6 +125,35 @@ def run_export(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
     if response.status_code >= 300:
         raise RuntimeError(f"artifact upload failed: HTTP {response.status_code} {response.text[:300]}")
     api.event("completed", sessionId=staged["sessionId"])
+
+
+def _prepare_export_toolchain(name: str, work: Path) -> None:
+    """Refuse at once, in words, what this node cannot export; keep the exporters offline and out of pip."""
+    from yolostack.exports.formats import canonical, missing, unavailable_message
+
+    fmt = canonical(name)
+    if fmt is None:
+        raise RuntimeError(f"unknown export format '{name}'")
+    gpus = 0
+    if fmt.gpu:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    lacking = missing(fmt, gpus=gpus)
+    if lacking:
+        raise RuntimeError(unavailable_message(fmt, lacking))
+    if fmt.name in ("saved_model", "pb", "edgetpu"):
+        # onnx2tf downloads this calibration sample from GitHub unless it is in the working directory.
+        import numpy as np
+
+        sample = work / "calibration_image_sample_data_20x128x128x3_float32.npy"
+        if not sample.exists():
+            np.save(sample, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    if fmt.name == "mnn":
+        # MNN's converter imports this logger, which runs `pip install` and phones home; without it, it logs nothing.
+        import types
+
+        sys.modules.setdefault("MNN.tools.utils.log", types.ModuleType("MNN.tools.utils.log"))
 
 
 def _single_file(produced: Path) -> Path:
