@@ -188,6 +188,7 @@ class Dispatcher:
             "serverUrl": self.settings.base_url,
             "apiKey": key,
             "gpus": 1 if job.gpu_type else 0,
+            "gpuType": job.gpu_type,
         }
         if job.kind == JobKind.training:
             spec["training"] = {name: job.spec[name] for name in ("base", "data", "project", "name", "trainArgs")}
