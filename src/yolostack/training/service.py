@@ -82,6 +82,8 @@ class TrainingService:
         gpu_type = body.get("gpuType")
         if gpu_type is not None and not isinstance(gpu_type, str):
             raise BadRequest("gpuType must be a string")
+        if isinstance(gpu_type, str) and gpu_type.strip().lower() in ("", "cpu"):
+            gpu_type = None  # the CPU is what runs without one
         if gpu_type and executor == Executor.local and gpu_count() == 0:
             raise NoGpu(f"gpuType '{gpu_type}' was asked for, but this server has no GPU; omit gpuType to train on CPU")
         job = Job(
