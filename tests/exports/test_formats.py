@@ -14,7 +14,7 @@ def table() -> dict[str, tuple[str, list[str]]]:
     """ultralytics' ``export_formats()``: argument → (suffix, format-specific arguments)."""
     from ultralytics.engine.exporter import export_formats
 
-    exported = export_formats()
+    exported = export_formats()  # type: ignore[no-untyped-call]
     rows = zip(exported["Argument"], exported["Suffix"], exported["Arguments"], strict=True)
     return {name: (suffix, arguments) for name, suffix, arguments in rows if name != "-"}
 
@@ -74,7 +74,7 @@ class TestMissing:
         assert lacking[0] == "one of the platforms linux-x86_64 (this is win32-x86_64)"
 
     def test_vendor_binaries_are_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(formats.shutil, "which", lambda name: None)
+        monkeypatch.setattr("shutil.which", lambda name: None)
         lacking = formats.missing(formats.FORMATS["ascend"], gpus=0)
         assert "the CANN toolkit's ATC compiler: `atc` on PATH" in lacking
         message = formats.unavailable_message(formats.FORMATS["ascend"], lacking)
@@ -83,6 +83,6 @@ class TestMissing:
     def test_installed_toolchain_lacks_nothing(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(formats, "_installed", lambda name: True)
         monkeypatch.setattr(formats, "this_platform", lambda: "linux-x86_64")
-        monkeypatch.setattr(formats.shutil, "which", lambda name: f"/usr/bin/{name}")
+        monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
         for spec in formats.FORMATS.values():
             assert formats.missing(spec, gpus=1) == [], spec.name

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.fixtures.checkpoints import build_checkpoints
+from tests.fixtures.checkpoints import build_checkpoints, malicious_checkpoint
 from tests.fixtures.server import LiveServer, start_server
 from tests.jobs.helpers import api, ok, wait_for
 from yolostack.exports import formats
@@ -108,17 +108,26 @@ def http(live: LiveServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def hosted(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A real untrained yolo11n checkpoint, uploaded with the seed's multipart ``POST /api/models``."""
-    checkpoint = build_checkpoints(tmp_path_factory.mktemp("export-checkpoints")).detect
-    project = ok(http.post("/api/projects", json={"project": "exports", "name": "exports"}), 201)
+def project(http: httpx.Client) -> str:
+    project_id: str = ok(http.post("/api/projects", json={"project": "exports", "name": "exports"}), 201)["id"]
+    return project_id
+
+
+def upload(http: httpx.Client, project: str, checkpoint: Path, name: str) -> dict[str, Any]:
+    """The seed's multipart ``POST /api/models``."""
     with checkpoint.open("rb") as handle:
         response = http.post(
             "/api/models",
-            data={"projectId": project["id"], "name": "tiny"},
+            data={"projectId": project, "name": name},
             files={"file": (checkpoint.name, handle, "application/octet-stream")},
         )
     return dict(ok(response, 201)["data"])
+
+
+@pytest.fixture(scope="module")
+def hosted(http: httpx.Client, project: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real untrained yolo11n checkpoint as a model."""
+    return upload(http, project, build_checkpoints(tmp_path_factory.mktemp("export-checkpoints")).detect, "tiny")
 
 
 def exports_path(model: dict[str, Any]) -> str:
@@ -190,3 +199,12 @@ def test_a_missing_toolchain_fails_at_creation(http: httpx.Client, hosted: dict[
     assert error["code"] == "EXPORT_FORMAT_UNAVAILABLE"
     assert error["message"].startswith(f"format '{name}' ")
     assert error["details"]["missing"]
+
+
+def test_a_hostile_checkpoint_is_refused_without_running(http: httpx.Client, project: str, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = upload(http, project, malicious_checkpoint(tmp_path / "evil.pt", marker), "evil")
+    export = run_export(http, hostile, "torchscript")
+    assert export["status"] == "failed"
+    assert "posix.system" in export["error"]["message"] or "os.system" in export["error"]["message"]
+    assert not marker.exists()

@@ -109,6 +109,11 @@ def run_export(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
 
     keep_runs_in(work)
     _prepare_export_toolchain(export["format"], work)
+    # A checkpoint is a pickle: every torch.load here goes through the engine's restricted unpickler, so a
+    # hostile upload is refused by name instead of running code in the runner (same allowlist as conversion).
+    from yolostack_engine.convert.child import install_restricted_load
+
+    install_restricted_load()
     device = "0" if spec.get("gpus") else "cpu"
     produced = Path(str(YOLO(str(weights)).export(format=export["format"], device=device, **export.get("args", {}))))
     artifact = _single_file(produced)
