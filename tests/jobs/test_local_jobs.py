@@ -14,6 +14,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from tests.fixtures.checkpoints import malicious_checkpoint
 from tests.fixtures.database import BACKENDS
 from tests.fixtures.server import LiveServer, start_server
 from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_for, wait_training
@@ -61,8 +62,8 @@ class Stack:
         self.http = api(self.server.base_url, self.key)
         return self.server
 
-    def start(self, model: str, epochs: int, **args: Any) -> dict[str, Any]:
-        created = create_model(self.http, "demo", model)
+    def start(self, name: str, epochs: int, **args: Any) -> dict[str, Any]:
+        created = create_model(self.http, "demo", name)
         body = {"modelId": created["id"], "trainArgs": {**TRAIN_ARGS, "epochs": epochs, **args}}
         return ok(self.http.post("/api/training/start", json=body))
 
@@ -172,6 +173,22 @@ class TestLocalTraining:
         job = wait_training(stack.http, "admin", "demo", "bad-args", timeout=180)
         assert job["status"] == "failed"
         assert "NoSuchOptimizer" in job["error"]["message"]
+
+    def test_a_hostile_base_checkpoint_is_refused_without_running(self, stack: Stack, tmp_path: Path) -> None:
+        marker = tmp_path / "pwned"
+        evil = malicious_checkpoint(tmp_path / "evil.pt", marker)
+        project = create_model(stack.http, "demo", "placeholder")["project"]
+        project_id = ok(stack.http.get(f"/api/projects/admin/{project}"))["project"]["id"]
+        with evil.open("rb") as handle:
+            files = {"file": ("evil.pt", handle, "application/octet-stream")}
+            uploaded = ok(
+                stack.http.post("/api/models", data={"projectId": project_id, "name": "evil"}, files=files), 201
+            )
+        stack.start("from-evil", epochs=1, model=f"ul://admin/demo/{uploaded['model']}")
+        job = wait_training(stack.http, "admin", "demo", "from-evil", timeout=180)
+        assert job["status"] == "failed"
+        assert "system" in job["error"]["message"]
+        assert not marker.exists()
 
 
 class TestServerLoss:

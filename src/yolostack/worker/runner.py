@@ -89,6 +89,11 @@ def run_training(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
     from ultralytics.models.yolo.model import YOLO
 
     keep_runs_in(work)
+    # The base may be another account's public checkpoint: load it (and every checkpoint of the run)
+    # through the engine's restricted unpickler, as exports and conversion do.
+    from yolostack_engine.convert.child import install_restricted_load
+
+    install_restricted_load()
     args = {key: value for key, value in training["trainArgs"].items() if key not in ("model", "data", "device")}
     device = "0" if spec.get("gpus") else "cpu"
     model = YOLO(training["base"])
