@@ -85,3 +85,47 @@ def wait_training(http: httpx.Client, owner: str, project: str, model: str, time
             what="training to end",
         )
     )
+
+
+TRAIN_ARGS = {"model": "yolo11n.yaml", "data": "ul://admin/datasets/shapes", "imgsz": 64, "batch": 4, "workers": 0}
+
+
+class LiveStack:
+    """A live ``yolostack serve`` on its own data directory, and the calls the job tests make of it."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        from tests.fixtures.server import start_server
+
+        self.data = tmp / "data"
+        self.env = {
+            "YOLOSTACK_DATA_DIR": str(self.data),
+            "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5",
+            **env,
+        }
+        self.server = start_server(self.env)
+        assert self.server.key is not None, self.server.output
+        self.key = self.server.key
+        self.http = api(self.server.base_url, self.key)
+
+    def restart(self) -> None:
+        """A new server process on the same port and data (a runner calls back to that address)."""
+        from tests.fixtures.server import start_server
+
+        port = int(self.server.base_url.rsplit(":", 1)[1])
+        self.server = start_server(self.env, port)
+        self.http = api(self.server.base_url, self.key)
+
+    def start(self, name: str, epochs: int, **args: Any) -> dict[str, Any]:
+        """A new model ``admin/demo/<name>`` trained on the ``shapes`` dataset."""
+        created = create_model(self.http, "demo", name)
+        body = {"modelId": created["id"], "trainArgs": {**TRAIN_ARGS, "epochs": epochs, **args}}
+        return ok(self.http.post("/api/training/start", json=body))
+
+    def job(self, name: str) -> dict[str, Any]:
+        job = training_job(self.http, "admin", "demo", name)
+        assert job is not None
+        return job
+
+    def log_text(self, job: dict[str, Any]) -> str:
+        logs = ok(self.http.get(f"/api/jobs/{job['id']}/logs", params={"limit": 1000}))["entries"]
+        return "\n".join(entry["content"] for entry in logs)

@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,13 +15,10 @@ from standardwebhooks import Webhook
 
 from tests.fixtures.checkpoints import malicious_checkpoint
 from tests.fixtures.database import BACKENDS
-from tests.fixtures.server import LiveServer, start_server
-from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_for, wait_training
+from tests.jobs.helpers import LiveStack, create_model, ok, upload_dataset, wait_for, wait_training
 from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.slow]
-
-TRAIN_ARGS = {"model": "yolo11n.yaml", "data": "ul://admin/datasets/shapes", "imgsz": 64, "batch": 4, "workers": 0}
 
 
 def runner_pids(work_root: Path, job_id: str) -> list[int]:
@@ -40,37 +36,18 @@ def runner_pids(work_root: Path, job_id: str) -> list[int]:
     return pids
 
 
-class Stack:
+class Stack(LiveStack):
     def __init__(self, tmp: Path, **env: str) -> None:
-        self.data = tmp / "data"
-        self.env = {
-            "YOLOSTACK_DATA_DIR": str(self.data),
-            "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5",
-            # The webhook receiver below listens on loopback, and is down for its first attempts.
-            "YOLOSTACK_WEBHOOKS__ALLOW_PRIVATE_URLS": "true",
-            "YOLOSTACK_WEBHOOKS__RETRY_SCHEDULE": "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5]",
-            "YOLOSTACK_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.2",
-            **env,
-        }
-        self.server = start_server(self.env)
-        assert self.server.key is not None, self.server.output
-        self.key = self.server.key
-        self.http = api(self.server.base_url, self.key)
-
-    def restart(self) -> LiveServer:
-        self.server = start_server(self.env)
-        self.http = api(self.server.base_url, self.key)
-        return self.server
-
-    def start(self, name: str, epochs: int, **args: Any) -> dict[str, Any]:
-        created = create_model(self.http, "demo", name)
-        body = {"modelId": created["id"], "trainArgs": {**TRAIN_ARGS, "epochs": epochs, **args}}
-        return ok(self.http.post("/api/training/start", json=body))
-
-    def job(self, model: str) -> dict[str, Any]:
-        job = training_job(self.http, "admin", "demo", model)
-        assert job is not None
-        return job
+        super().__init__(
+            tmp,
+            {
+                # The webhook receiver below listens on loopback, and is down for its first attempts.
+                "YOLOSTACK_WEBHOOKS__ALLOW_PRIVATE_URLS": "true",
+                "YOLOSTACK_WEBHOOKS__RETRY_SCHEDULE": "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5]",
+                "YOLOSTACK_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.2",
+                **env,
+            },
+        )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

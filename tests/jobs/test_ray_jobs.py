@@ -12,57 +12,31 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.server import start_server
-from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_for, wait_training
+from tests.jobs.helpers import LiveStack, ok, upload_dataset, wait_for, wait_training
 from tests.worker.ray_cluster import RayCluster, ray_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-TRAIN_ARGS = {"model": "yolo11n.yaml", "data": "ul://admin/datasets/shapes", "imgsz": 64, "batch": 4, "workers": 0}
 RAY_ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-class RayStack:
+class RayStack(LiveStack):
     def __init__(self, tmp: Path, cluster: RayCluster) -> None:
         env = {
-            "YOLOSTACK_DATA_DIR": str(tmp / "data"),
             "YOLOSTACK_JOBS__EXECUTOR": "ray",
             "YOLOSTACK_RAY_ADDRESS": cluster.address,
             "YOLOSTACK_JOBS__CPUS_PER_JOB": "1",
-            "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5",
             # Stop a cancelled run's Ray job at once instead of waiting for the trainer to notice.
             "YOLOSTACK_JOBS__CANCEL_GRACE_SECONDS": "0",
         }
         if cluster.token:
             env["YOLOSTACK_RAY_TOKEN"] = cluster.token
         self.cluster = cluster
-        self.env = env
-        self.server = start_server(env)
-        assert self.server.key is not None, self.server.output
-        self.http = api(self.server.base_url, self.server.key)
-
-    def restart(self) -> None:
-        """A new server process on the same port and data (the runner calls back to that address)."""
-        port = int(self.server.base_url.rsplit(":", 1)[1])
-        self.server = start_server(self.env, port)
-
-    def start(self, model: str, epochs: int, **args: Any) -> dict[str, Any]:
-        created = create_model(self.http, "demo", model)
-        body = {"modelId": created["id"], "trainArgs": {**TRAIN_ARGS, "epochs": epochs, **args}}
-        return ok(self.http.post("/api/training/start", json=body))
-
-    def job(self, model: str) -> dict[str, Any]:
-        job = training_job(self.http, "admin", "demo", model)
-        assert job is not None
-        return job
+        super().__init__(tmp, env)
 
     def ray_job(self, job: dict[str, Any]) -> dict[str, Any]:
         """The Ray job of the job's first attempt (its submission id is ``<job id>-<attempt>``)."""
         return dict(self.cluster.job(f"{job['id']}-1"))
-
-    def log_text(self, job: dict[str, Any]) -> str:
-        logs = ok(self.http.get(f"/api/jobs/{job['id']}/logs", params={"limit": 1000}))["entries"]
-        return "\n".join(entry["content"] for entry in logs)
 
 
 @pytest.fixture(scope="module")
