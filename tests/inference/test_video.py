@@ -135,8 +135,10 @@ class TestBrokenVideo:
         body = ok(response)
         count = body["metadata"]["imageCount"]
         assert 1 <= count == len(body["images"]) < FRAMES
-        for cut, complete in zip(body["images"], whole["images"][:count], strict=True):
+        for index, (cut, complete) in enumerate(zip(body["images"], whole["images"][:count], strict=True)):
             assert cut["shape"] == complete["shape"]
+            if index == count - 1:
+                continue  # the frame at the cut may be decoded from part of its bytes (MJPEG: "overread")
             # Alone or in a batch of seven, the same frame: equal within the runtime's batching noise.
             assert_same_results(cut["results"], complete["results"], conf=CONF)
 

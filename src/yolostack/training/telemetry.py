@@ -225,7 +225,8 @@ class TelemetryService:
             raise BadRequest("epoch_end needs data.epoch")
         metrics = _clean(data.get("metrics") or {})
         total = int(job.progress.get("totalEpochs") or 0)
-        late = bool(total) and epoch >= total  # the final validation's extra epoch_end (may follow training_complete)
+        # The final validation's extra epoch_end: its epoch is the number trained, and it may follow training_complete.
+        late = (bool(total) and epoch >= total) or job.status == JobStatus.completed
         progress = dict(job.progress)
         if not late:
             progress["currentEpoch"] = max(int(progress.get("currentEpoch") or 0), epoch + 1)
@@ -283,7 +284,15 @@ class TelemetryService:
             "bestEpoch": results.get("bestEpoch"),
             "bestFitness": results.get("bestFitness"),
         }
-        completed = await job_service.finish(session, job, Outcome(JobStatus.completed), result=result)
+        # Epoch ends are sent once, without retries: some may have been lost (a server restart), yet the
+        # run did complete, so its progress is whole.
+        progress = {
+            **job.progress,
+            "currentEpoch": max(int(job.progress.get("currentEpoch") or 0), int(job.progress.get("totalEpochs") or 0)),
+        }
+        completed = await job_service.finish(
+            session, job, Outcome(JobStatus.completed), result=result, progress=progress
+        )
         if not completed and job.status == JobStatus.cancelled:
             model.status = ModelStatus.cancelled  # partial results of a cancelled run are kept
         return {"status": str(job.status)}
