@@ -142,6 +142,37 @@ class JobSettings(BaseModel):
     work_dir: Path | None = None
 
 
+class DeploymentSettings(BaseModel):
+    """Dedicated deployments: where their replicas run and how they scale."""
+
+    # local: replica processes of this server; ray: Ray Serve applications on the cluster at YOLOSTACK_RAY_ADDRESS.
+    backend: str = Field(default="local", pattern=r"^(local|ray)$")
+    # false: this server process serves the API only and runs no replicas (nor proxies to them).
+    run_replicas: bool = True
+    # Autoscaling (Ray Serve's rule): desired = ceil(in-flight / target_ongoing_requests), within min..max.
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+    # Requests one replica works on at once; more wait at the proxy (Ray Serve: max_ongoing_requests).
+    max_ongoing_requests: int = Field(default=8, ge=1)
+    upscale_delay_seconds: float = Field(default=1.0, ge=0)
+    downscale_delay_seconds: float = Field(default=60.0, ge=0)
+    # With minInstances 0, the last replica goes after this long without a request (scale to zero).
+    scale_to_zero_delay_seconds: float = Field(default=300.0, ge=0)
+    # How often the reconciler and autoscaler look (seconds).
+    interval_seconds: float = Field(default=0.5, gt=0)
+    # A replica that has not loaded its model in this long has failed.
+    replica_start_timeout_seconds: float = Field(default=120.0, gt=0)
+    # A request waits this long for a free replica (cold start included) before a 503.
+    queue_timeout_seconds: float = Field(default=60.0, gt=0)
+    request_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Per-request log lines (lifecycle events are always kept); logs and metrics older than this are deleted.
+    log_requests: bool = True
+    retention_days: float = Field(default=30, gt=0)
+    # Ray Serve: the HTTP proxy the API forwards to, and whether `region` becomes a custom resource
+    # ("region:<name>") that only the nodes of that region have.
+    ray_serve_url: str = "http://127.0.0.1:8000"
+    ray_region_resources: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -167,6 +198,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     webhooks: WebhookSettings = WebhookSettings()
     jobs: JobSettings = JobSettings()
+    deployments: DeploymentSettings = DeploymentSettings()
     # A Ray cluster's dashboard (Jobs API) address, e.g. http://127.0.0.1:8265, for YOLOSTACK_JOBS__EXECUTOR=ray.
     ray_address: str | None = None
     ray_token: str | None = None

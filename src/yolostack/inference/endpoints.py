@@ -20,8 +20,9 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.ids import is_id
 from yolostack.core.responses import Body, both, client
-from yolostack.inference.inputs import next_frames, open_input, read_form, video_frames
-from yolostack.inference.params import HUB_IOU, PLATFORM_IOU, PredictParams, parse_params
+from yolostack.inference.inputs import read_form
+from yolostack.inference.params import HUB_IOU, PLATFORM_IOU
+from yolostack.inference.pipeline import class_names, predict_media
 from yolostack.inference.service import InferenceService, ServingTarget
 from yolostack.models.repository import ModelRow
 from yolostack.models.service import model as model_service
@@ -102,42 +103,23 @@ async def _predict(request: Request, row: ModelRow, *, default_iou: float) -> di
     service = _service(request)
     settings: Settings = request.app.state.settings
     fields, upload = await read_form(request, settings.inference)
-    params = parse_params(fields, default_iou=default_iou)
     target = await service.target(row[0])
-    options = PredictOptions(imgsz=params.imgsz, conf=params.conf, iou=params.iou)
-    images: list[dict[str, Any]] = []
-    async with open_input(fields, upload, settings.inference) as media:
-        if media.image is not None:
-            images += _render(await service.predict(target, [media.image], options), params)
-        else:
-            assert media.video is not None
-            frames = video_frames(media.video, params.vid_stride, settings.inference)
-            while chunk := await next_frames(frames, settings.inference.max_batch_size):
-                images += _render(await service.predict(target, chunk, options), params)
+
+    async def predict(images: list[Any], options: PredictOptions) -> list[Prediction]:
+        return await service.predict(target, images, options)
+
+    images = await predict_media(fields, upload, settings.inference, predict, default_iou=default_iou)
     metadata = await _metadata(service, target, row, len(images), started)
     return {"images": images, "metadata": metadata}
-
-
-def _render(predictions: list[Prediction], params: PredictParams) -> list[dict[str, Any]]:
-    return [
-        {
-            "results": prediction.summary(normalize=params.normalize, decimals=params.decimals),
-            "shape": [int(prediction.orig_shape[0]), int(prediction.orig_shape[1])],
-            "speed": {name: round(float(value), 3) for name, value in prediction.speed.items()},
-        }
-        for prediction in predictions
-    ]
 
 
 async def _metadata(
     service: InferenceService, target: ServingTarget, row: ModelRow, count: int, started: float
 ) -> dict[str, Any]:
     model, project, owner = row
-    names = target.info.get("names") or {}
-    ordered = [str(names[key]) for key in sorted(names, key=int)] if isinstance(names, dict) else list(names)
     return {
         "imageCount": count,
-        "classNames": ordered,
+        "classNames": class_names(target.info),
         "model": model.id,
         "modelRef": f"ul://{owner.username}/{project.slug}/{model.slug}",
         "task": model.task or target.info.get("task"),

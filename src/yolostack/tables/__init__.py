@@ -7,6 +7,14 @@ from yolostack.tables.base import Table
 from yolostack.tables.dataset import Dataset, DatasetStatus
 from yolostack.tables.dataset_export import DatasetExport
 from yolostack.tables.dataset_image import DatasetImage, image_key
+from yolostack.tables.deployment import (
+    Deployment,
+    DeploymentLog,
+    DeploymentMetric,
+    DeploymentStatus,
+    DesiredState,
+    Severity,
+)
 from yolostack.tables.job import ACTIVE_STATUSES, FINISHED_STATUSES, Executor, Job, JobKind, JobLog, JobStatus
 from yolostack.tables.model import Model, ModelStatus, ServingStatus
 from yolostack.tables.project import Project, Visibility
@@ -26,6 +34,12 @@ __all__ = [
     "ActivityEvent",
     "ApiKey",
     "Dataset",
+    "Deployment",
+    "DeploymentLog",
+    "DeploymentMetric",
+    "DeploymentStatus",
+    "DesiredState",
+    "Severity",
     "DatasetExport",
     "DatasetImage",
     "DatasetStatus",

@@ -65,7 +65,7 @@ def runner_environment(spec: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: its own process group, and SIGKILL when the server dies (Linux)."""
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):
@@ -99,7 +99,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()
