@@ -9,6 +9,7 @@ from yolostack.api_keys.endpoints import router as api_keys_router
 from yolostack.datasets import trash as _dataset_trash  # noqa: F401  (registers the dataset trash kind)
 from yolostack.datasets.endpoints import router as datasets_router
 from yolostack.datasets.images import router as images_router
+from yolostack.deployments.endpoints import router as deployments_router
 from yolostack.exports.endpoints import models_router as model_exports_router
 from yolostack.exports.endpoints import router as exports_router
 from yolostack.inference.endpoints import router as predict_router
@@ -62,3 +63,6 @@ api_router.include_router(telemetry_router, prefix="/webhooks")
 api_router.include_router(webhooks_router, prefix="/webhooks")
 # /api/jobs/{jobId}[/logs | /events | /artifact]
 api_router.include_router(jobs_router, prefix="/jobs")
+# /api/deployments[/{deploymentId}[/start | /stop | /metrics | /logs] | /{owner}[/{deployment}[/health | /logs |
+# /metrics | /predict]]]
+api_router.include_router(deployments_router, prefix="/deployments")

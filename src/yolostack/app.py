@@ -25,6 +25,10 @@ from yolostack.core.errors import (
     install_error_handlers,
 )
 from yolostack.datasets.tasks import IngestWorker
+from yolostack.deployments.endpoints import service_router as deployment_service_router
+from yolostack.deployments.setup import create_deployment_backend
+from yolostack.deployments.tasks import DeploymentReconciler
+from yolostack.deployments.telemetry import DeploymentTelemetry
 from yolostack.inference.endpoints import hub_router
 from yolostack.inference.service import InferenceService
 from yolostack.models.tasks import ConversionWorker
@@ -79,9 +83,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         webhook_delivery.start()
         app.state.webhook_delivery = webhook_delivery
+        telemetry = DeploymentTelemetry(database, log_requests=settings.deployments.log_requests)
+        backend = create_deployment_backend(settings, telemetry)
+        app.state.deployment_telemetry, app.state.deployment_backend = telemetry, backend
+        reconcile: PeriodicTask | None = None
+        if backend is not None and settings.deployments.run_replicas:
+            signer = app.state.file_links.signer
+            reconciler = DeploymentReconciler(database, backend, telemetry, inference, signer, settings)
+            reconcile = PeriodicTask(
+                "deployments.reconcile", settings.deployments.interval_seconds, reconciler.run_round
+            )
+            reconcile.start()
+            app.state.deployment_task = reconcile
         try:
             yield
         finally:
+            if reconcile is not None:
+                await reconcile.stop()
+            if backend is not None:
+                await backend.close()
+            await telemetry.flush()
             await webhook_delivery.stop()
             await webhook_worker.close()
             await dispatch.stop()
@@ -113,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload_put_router)
     # The HUB inference API (seed 000): POST / and POST /v1/predict/{modelId}, x-api-key or Bearer.
     app.include_router(hub_router)
+    # Each deployment's own URL (serviceUrl): POST /d/{deploymentId}, the HUB format, no rate limit.
+    app.include_router(deployment_service_router)
     _add_health_routes(app)
     return app
 

@@ -149,6 +149,8 @@ class DeploymentSettings(BaseModel):
     backend: str = Field(default="local", pattern=r"^(local|ray)$")
     # false: this server process serves the API only and runs no replicas (nor proxies to them).
     run_replicas: bool = True
+    # The most replicas one deployment may ask for (maxInstances).
+    max_instances: int = Field(default=16, ge=1)
     # Autoscaling (Ray Serve's rule): desired = ceil(in-flight / target_ongoing_requests), within min..max.
     target_ongoing_requests: float = Field(default=2.0, gt=0)
     # Requests one replica works on at once; more wait at the proxy (Ray Serve: max_ongoing_requests).
@@ -167,9 +169,11 @@ class DeploymentSettings(BaseModel):
     # Per-request log lines (lifecycle events are always kept); logs and metrics older than this are deleted.
     log_requests: bool = True
     retention_days: float = Field(default=30, gt=0)
-    # Ray Serve: the HTTP proxy the API forwards to, and whether `region` becomes a custom resource
-    # ("region:<name>") that only the nodes of that region have.
-    ray_serve_url: str = "http://127.0.0.1:8000"
+    # Ray Serve: the HTTP proxy the API forwards to (its port is set in the Serve config; Ray's own default
+    # 8000 is yolostack's), CPUs per replica (unset: the deployment's cpu), and whether `region` becomes a
+    # custom resource ("region:<name>") that only the nodes of that region have.
+    ray_serve_url: str = "http://127.0.0.1:8100"
+    ray_replica_cpus: float | None = Field(default=None, ge=0)
     ray_region_resources: bool = False
 
 

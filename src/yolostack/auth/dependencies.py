@@ -59,8 +59,9 @@ MISSING_KEY_MESSAGE = "Missing API key: send 'Authorization: Bearer ul_…' or '
 
 
 def needs_key(path: str, method: str = "GET") -> bool:
-    """/api routes and the HUB inference API (seed 000: POST / and the legacy POST /v1/predict/{modelId})."""
-    if method == "POST" and (path == "/" or path.startswith("/v1/predict/")):
+    """/api routes and the HUB inference API (seed 000: POST / and the legacy POST /v1/predict/{modelId}, and
+    each deployment's own POST /d/{deploymentId})."""
+    if method == "POST" and (path == "/" or path.startswith(("/v1/predict/", "/d/"))):
         return True
     return path.startswith("/api/") and not path.startswith(PUBLIC_API_PREFIXES)
 

@@ -516,6 +516,16 @@ class LocalBackend:
 
 
 async def _terminate(process: asyncio.subprocess.Process, *, grace: float) -> None:
+    try:
+        await _kill(process, grace=grace)
+    finally:
+        # Close the pipes now: a transport collected after the event loop closed warns at exit.
+        transport = getattr(process, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+async def _kill(process: asyncio.subprocess.Process, *, grace: float) -> None:
     if process.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):

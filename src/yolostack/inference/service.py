@@ -102,7 +102,7 @@ class InferenceService:
         self, target: ServingTarget, images: list[np.ndarray], options: PredictOptions
     ) -> list[Prediction]:
         key = f"{target.model_id}:{target.version}:{self.settings.backend}"
-        await self._ensure_local(target)
+        await self.ensure_local(target)
         async with self.cache.lease(key) as served:
             if len(images) == 1:
                 return [await self.batcher.submit(served, images[0], options)]
@@ -116,30 +116,38 @@ class InferenceService:
     def _local_dir(self, model_id: str, version: str) -> Path:
         return self.cache_dir / model_id / version
 
-    async def _ensure_local(self, target: ServingTarget) -> None:
+    def artifact_names(self) -> tuple[str, ...]:
+        """The serving files a replica needs: model.onnx + meta.json, and the .pt for the torch backend."""
+        names = tuple(name for name in SERVING_FILES if name != "meta.json")
+        return (*names, "model.pt", "meta.json") if self._needs_weights() else (*names, "meta.json")
+
+    def _needs_weights(self) -> bool:
+        # The torch backend (chosen, or what "auto" picks on a GPU without onnxruntime-gpu) reads the .pt.
+        return self.settings.backend == "torch" or (
+            self.settings.backend == "auto" and self.settings.device.startswith("cuda")
+        )
+
+    async def ensure_local(self, target: ServingTarget) -> Path:
         """Download model.onnx + meta.json (and the .pt for the torch backend) once per version."""
         directory = self._local_dir(target.model_id, target.version)
         if (directory / "meta.json").exists():
-            return
+            return directory
         lock = self._fetch_locks.setdefault(str(directory), asyncio.Lock())
         async with lock:
             if (directory / "meta.json").exists():
-                return
+                return directory
             staging = directory.with_name(f".{target.version}.partial")
             shutil.rmtree(staging, ignore_errors=True)
             names = [name for name in SERVING_FILES if name != "meta.json"]
             for name in names:
                 await download(self.store, f"{target.serving_key}/{name}", staging / name)
-            # The torch backend (chosen, or what "auto" picks on a GPU without onnxruntime-gpu) reads the .pt.
-            needs_weights = self.settings.backend == "torch" or (
-                self.settings.backend == "auto" and self.settings.device.startswith("cuda")
-            )
-            if needs_weights and target.weights_key is not None:
+            if self._needs_weights() and target.weights_key is not None:
                 await download(self.store, target.weights_key, staging / "model.pt")
             # meta.json last: its presence marks a complete directory.
             await download(self.store, f"{target.serving_key}/meta.json", staging / "meta.json")
             shutil.rmtree(directory, ignore_errors=True)
             staging.rename(directory)
+        return directory
 
     def _load(self, key: str) -> ServedModel:
         model_id, version, backend = key.split(":")
