@@ -121,7 +121,10 @@ async def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         await asyncio.to_thread(db.upgrade, url)
         # One limiter sees every test's calls: budgets no test run comes near (the limits have tests of their own).
-        settings = make_settings(url, work / "data", rate_limits={"hub_per_hour": 100_000})
+        # Deployment tests start apps of their own over this database that run replicas: this one runs none.
+        settings = make_settings(
+            url, work / "data", rate_limits={"hub_per_hour": 100_000}, deployments={"run_replicas": False}
+        )
         application = create_app(settings)
         async with application.router.lifespan_context(application):
             database: Database = application.state.database

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ from yolostack.deployments.replica import REPLICA_HEADER
 
 APPLICATIONS = "/api/serve/applications/"
 IMPORT_PATH = "yolostack.deployments.serve_app:build"
+# The name of serve_app's deployment (the config's deployment options are matched to it by name).
 DEPLOYMENT_NAME = "replica"
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 FORWARDED_HEADERS = ("content-type", "x-yolostack-default-iou", "x-request-id")
@@ -52,8 +55,12 @@ REGION_SHARE = 0.001
 METRICS_INTERVAL_S = 0.5
 LOOK_BACK_PERIOD_S = 2.0
 PUT_RETRY_SECONDS = 2.0
-REPLICA_ENVIRONMENT = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "ORT_DISABLE_TELEMETRY": "1"}
+# An application we PUT that a status read this long after the PUT does not list was lost.
+LOST_AFTER_SECONDS = 5.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# The last line of a Python traceback: "RuntimeError: …", "ray.exceptions.RayTaskError(…): …".
+ERROR_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
 
 
 class ServeArgs(BaseModel):
@@ -80,7 +87,10 @@ class RayServeBackend:
         self._plans: dict[str, ReplicaPlan] = {}
         # Our applications found on the cluster at first contact, kept as they are until applied or removed.
         self._adopted: dict[str, dict[str, Any]] | None = None
-        self._dirty = False
+        # Every change bumps the version; the config is in step once a PUT of the latest version succeeded.
+        self._version = 0
+        self._pushed = 0
+        self._pushed_at = -float("inf")
         self._put_error: str | None = None
         self._retry_at = 0.0
         self._put_lock = asyncio.Lock()
@@ -105,17 +115,26 @@ class RayServeBackend:
     async def apply(self, plan: ReplicaPlan) -> None:
         if not plan.artifact_url:
             raise ValueError("the ray backend needs the plan's artifact_url (replicas download the model)")
+        await self._adopt()
         current = self._plans.get(plan.deployment_id)
         adopted = (self._adopted or {}).pop(plan.deployment_id, None)
         if current is not None and current.generation == plan.generation and adopted is None:
             return
+        if adopted is not None and _config_generation(adopted) == plan.generation:
+            # The running replicas' token is still good for this generation; a fresh one (tokens carry their
+            # signing time) would change the args, and Serve would restart every replica.
+            plan = dataclasses.replace(plan, artifact_token=(adopted.get("args") or {}).get("artifact_token"))
+            what = f"ray serve: took over the running application (generation {plan.generation})"
+        else:
+            verb = "starting" if current is None and adopted is None else "rolling out"
+            what = f"ray serve: {verb} generation {plan.generation} ({plan.version})"
         self._plans[plan.deployment_id] = plan
-        verb = "starting" if current is None and adopted is None else "rolling out"
-        self.events.event(plan.deployment_id, "INFO", f"ray serve: {verb} generation {plan.generation} ({plan.version})")
-        self._dirty = True
+        self.events.event(plan.deployment_id, "INFO", what)
+        self._version += 1
         await self._push()
 
     async def remove(self, deployment_id: str) -> None:
+        await self._adopt()
         planned = self._plans.pop(deployment_id, None)
         adopted = (self._adopted or {}).pop(deployment_id, None)
         self._serving.pop(deployment_id, None)
@@ -123,7 +142,7 @@ class RayServeBackend:
         if planned is None and adopted is None:
             return
         self.events.event(deployment_id, "INFO", "ray serve: deleting the application")
-        self._dirty = True
+        self._version += 1
         await self._push()
 
     async def state(self, deployment_id: str) -> BackendState:
@@ -161,9 +180,11 @@ class RayServeBackend:
             delay = min(delay * 2, 1.0)
 
     async def tick(self) -> None:
+        await self._adopt()
         if self._dirty and time.monotonic() >= self._retry_at:
             await self._push()
         await self._refresh(max_age=0.0)
+        await self._redeploy_lost()
         for deployment_id in sorted(self.deployments()):
             self._observe(deployment_id)
 
@@ -174,6 +195,10 @@ class RayServeBackend:
 
     # -- the Serve config -------------------------------------------------------------------------------
 
+    @property
+    def _dirty(self) -> bool:
+        return self._pushed != self._version
+
     def config(self) -> dict[str, Any]:
         """The one Serve config for every application: ours from their plans, the rest as found."""
         ours = {name: self.application(plan) for name, plan in self._plans.items()}
@@ -181,7 +206,9 @@ class RayServeBackend:
         foreign = [
             app
             for name, details in (self._status or {}).get("applications", {}).items()
-            if name not in ours and (app := details.get("deployed_app_config")) and app.get("import_path") != IMPORT_PATH
+            if name not in ours
+            and (app := details.get("deployed_app_config"))
+            and app.get("import_path") != IMPORT_PATH
         ]
         url = urlsplit(self.serve_url)
         host = "127.0.0.1" if (url.hostname or "127.0.0.1") in LOOPBACK else "0.0.0.0"  # noqa: S104
@@ -233,15 +260,18 @@ class RayServeBackend:
             "name": plan.deployment_id,
             "route_prefix": f"/{plan.deployment_id}",
             "import_path": IMPORT_PATH,
-            "runtime_env": {"env_vars": REPLICA_ENVIRONMENT},
             "args": args.model_dump(mode="json"),
             "deployments": [deployment],
         }
 
     async def _push(self) -> None:
         async with self._put_lock:
-            if not self._dirty or not await self._adopt():
+            if not self._dirty:
                 return
+            if not await self._adopt():
+                self._put_failed(self._status_error or f"Ray at {self.address} does not answer")
+                return
+            version = self._version
             try:
                 response = await self._control.put(APPLICATIONS, json=self.config())
             except httpx.TransportError as error:
@@ -250,16 +280,31 @@ class RayServeBackend:
             if response.status_code != 200:
                 self._put_failed(f"Ray Serve refused the config: {_summary(response)}")
                 return
-            self._dirty = False
+            self._pushed = version
+            self._pushed_at = time.monotonic()
             self._put_error = None
             self._status_at = -float("inf")
 
     def _put_failed(self, error: str) -> None:
+        """Kept for ``tick`` to retry; ``state`` reports the error (and logs it once) meanwhile."""
         self._retry_at = time.monotonic() + PUT_RETRY_SECONDS
-        if error != self._put_error:
-            for deployment_id in sorted(self._plans):
-                self.events.event(deployment_id, "WARNING", f"ray serve: {error}; retrying")
         self._put_error = error
+
+    async def _redeploy_lost(self) -> None:
+        """PUT again when applications we deployed are gone (the cluster or Serve was restarted)."""
+        if self._dirty or self._status is None or self._status_error is not None:
+            return
+        if self._status_at < self._pushed_at + LOST_AFTER_SECONDS:
+            return
+        present = self._status.get("applications") or {}
+        lost = sorted(name for name in self._plans if name not in present)
+        for deployment_id in lost:
+            self.events.event(
+                deployment_id, "WARNING", "ray serve: the application is gone from the cluster; deploying it again"
+            )
+        if lost:
+            self._version += 1
+            await self._push()
 
     async def _adopt(self) -> bool:
         """On first contact, keep the applications of ours that a previous server left running."""
@@ -267,8 +312,6 @@ class RayServeBackend:
             return True
         await self._refresh(max_age=0.0)
         if self._status is None:
-            if self._status_error is not None:
-                self._put_failed(self._status_error)
             return False
         self._adopted = {
             name: app
@@ -291,11 +334,29 @@ class RayServeBackend:
             except httpx.TransportError as error:
                 self._status_error = f"Ray at {self.address} does not answer ({type(error).__name__})"
                 return
-            if response.status_code != 200:
+            if response.status_code in (401, 403):
+                self._status_error = f"Ray at {self.address} refused our token ({_summary(response)})"
+                return
+            try:
+                status = response.json() if response.status_code == 200 else None
+            except ValueError:
+                status = None
+            if not isinstance(status, dict):
                 self._status_error = f"Ray at {self.address}: {_summary(response)}"
                 return
-            self._status = response.json()
-            self._status_error = None
+            self._status = status
+            self._status_error = self._proxy_mismatch(status)
+
+    def _proxy_mismatch(self, status: dict[str, Any]) -> str | None:
+        """Serve keeps the proxy port it started with (a PUT with another one is ignored without a word)."""
+        port = (status.get("http_options") or {}).get("port")
+        expected = urlsplit(self.serve_url).port or 80
+        if port is None or port == expected:
+            return None
+        return (
+            f"Ray Serve's proxy listens on port {port}, not on the port of ray_serve_url ({self.serve_url}); "
+            "change the URL or restart Serve (`serve shutdown`)"
+        )
 
     def _observe(self, deployment_id: str) -> BackendState:
         """The deployment's state from the last status read; logs what changed since the last look."""
@@ -313,19 +374,23 @@ class RayServeBackend:
         if plan is None and deployment_id not in (self._adopted or {}):
             return BackendState(phase="absent", message="stopping" if app else None, instances=running)
         previous = self._observed.get(deployment_id)
-        unreachable = self._status_error or (self._put_error if self._dirty else None)
-        if unreachable is not None:
+        if app is not None and not details and previous is not None:
+            # While Serve rebuilds the application (a new generation) it lists no replicas, but the old ones serve.
+            running = previous.instances
+        # Ray unreachable, our token refused, the config not taken, or the proxy on another port.
+        trouble = self._status_error or (self._put_error if self._dirty else None)
+        if trouble is not None:
             return BackendState(
                 phase="deploying",
-                message=unreachable,
+                message=trouble,
                 instances=previous.instances if previous else 0,
                 serving_generation=self._serving.get(deployment_id),
             )
         if app is None:
             return BackendState(phase="deploying", serving_generation=self._serving.get(deployment_id))
         status = app.get("status")
-        message = app.get("message") or details.get("message") or None
-        generation = _target_generation(app)
+        message = _serve_message(details.get("message") or app.get("message"))
+        generation = _config_generation(app.get("deployed_app_config") or {})
         wanted = plan.generation if plan is not None else generation
         phase: Phase
         if status == "RUNNING" and generation == wanted and generation is not None:
@@ -341,28 +406,37 @@ class RayServeBackend:
         )
 
     def _log_change(self, deployment_id: str, before: BackendState | None, after: BackendState) -> None:
-        if before is None or before.phase != after.phase:
-            if after.phase == "ready":
-                self.events.event(
-                    deployment_id,
-                    "INFO",
-                    f"ray serve: generation {after.serving_generation} running on {after.instances} replica(s)",
-                )
-            elif after.phase == "failed":
-                self.events.event(deployment_id, "ERROR", f"ray serve: deployment failed: {after.message}")
-            elif after.message and (before is None or before.message != after.message):
-                self.events.event(deployment_id, "WARNING", f"ray serve: {after.message}")
+        changed = before is None or before.phase != after.phase
+        if changed and after.phase == "ready":
+            self.events.event(
+                deployment_id,
+                "INFO",
+                f"ray serve: generation {after.serving_generation} running on {after.instances} replica(s)",
+            )
+        elif changed and after.phase == "failed":
+            self.events.event(deployment_id, "ERROR", f"ray serve: deployment failed: {after.message}")
+        elif after.message and (changed or before is None or before.message != after.message):
+            self.events.event(deployment_id, "WARNING", f"ray serve: {after.message}")
         if before is not None and before.instances != after.instances:
             self.events.event(deployment_id, "INFO", f"ray serve: {before.instances} → {after.instances} replicas")
 
 
-def _target_generation(app: dict[str, Any]) -> int | None:
-    """The generation the application was last deployed with (our ``user_config``)."""
-    for deployment in (app.get("deployed_app_config") or {}).get("deployments") or ():
+def _config_generation(config: dict[str, Any]) -> int | None:
+    """The generation an application config deploys (our ``user_config``)."""
+    for deployment in config.get("deployments") or ():
         if deployment.get("name") == DEPLOYMENT_NAME:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 return int((deployment.get("user_config") or {})["generation"])
     return None
+
+
+def _serve_message(text: str | None) -> str | None:
+    """Serve's status message in one line: its first line and the error its traceback ends with."""
+    lines = [line.strip() for line in ANSI_ESCAPE.sub("", text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    errors = [line for line in lines[1:] if ERROR_LINE.match(line)]
+    return (f"{lines[0]} {errors[-1]}" if errors else lines[0])[:1000]
 
 
 def _summary(response: httpx.Response) -> str:
