@@ -86,7 +86,8 @@ class TestSdkDeployments:
             return str(platform.deployments.retrieve("admin", "edge")["deployment"]["status"])
 
         wait(status, lambda value: value == "ready", "ready")
-        deployment = platform.deployments.retrieve("admin", "edge")["deployment"]
+        # The SDK's TypedDicts name only some fields; read the answers as plain JSON.
+        deployment: dict[str, Any] = dict(platform.deployments.retrieve("admin", "edge")["deployment"])
         assert deployment["id"] == created["id"]
         assert deployment["resources"]["cpu"] == 1
         assert deployment["model"] == slug
@@ -109,7 +110,7 @@ class TestSdkDeployments:
                 deployment["serviceUrl"],
                 headers={"x-api-key": key},
                 files={"file": handle},
-                data={"model": f"{server.base_url}/models/{deployment['modelId']}", "imgsz": 128, "conf": 0.25},
+                data={"model": f"{server.base_url}/models/{deployment['modelId']}", "imgsz": "128", "conf": "0.25"},
                 timeout=60,
             )
         assert hub.status_code == 200, hub.text
@@ -132,10 +133,10 @@ class TestSdkDeployments:
         messages = [entry["message"] for entry in logs["entries"]]
         assert any("deployment ready" in message for message in messages)
         assert sum("httpRequest" in entry for entry in logs["entries"]) == 2
-        metrics = platform.deployments.metrics("admin", "edge", range="1h")
+        metrics: dict[str, Any] = dict(platform.deployments.metrics("admin", "edge", range="1h"))
         assert metrics["summary"]["totalRequests"] == 2
         assert metrics["deploymentId"] == created["id"]
-        spark = platform.deployments.metrics("admin", "edge", sparkline="true")
+        spark: dict[str, Any] = dict(platform.deployments.metrics("admin", "edge", sparkline="true"))
         assert spark["totalRequests"] == 2
 
         assert platform.deployments.delete("admin", "edge")["success"] is True

@@ -84,8 +84,8 @@ class TestRayDeployment:
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=live.base_url, headers=headers, timeout=120) as http:
             slug = upload_detector(http, trained_detector)
-            body = {"project": "ray", "model": slug, "deployment": "serve", "name": "On Ray", "region": "us-central1"}
-            body |= {"minInstances": 1, "maxInstances": 2}
+            body: dict[str, Any] = {"project": "ray", "model": slug, "deployment": "serve", "name": "On Ray"}
+            body |= {"region": "us-central1", "minInstances": 1, "maxInstances": 2}
             created = ok(http.post("/api/deployments/admin", json=body), 201)
 
             def deployment() -> dict[str, Any]:
@@ -111,7 +111,7 @@ class TestRayDeployment:
                     http.post(
                         "/api/deployments/admin/serve/predict",
                         files={"file": handle},
-                        data={"imgsz": 128, "conf": 0.01},
+                        data={"imgsz": "128", "conf": "0.01"},
                     )
                 )
             assert result["metadata"]["deployment"] == created["id"]
@@ -121,7 +121,7 @@ class TestRayDeployment:
                     ready["serviceUrl"],
                     headers={"x-api-key": key},
                     files={"file": handle},
-                    data={"imgsz": 128},
+                    data={"imgsz": "128"},
                     timeout=60,
                 )
             assert hub.status_code == 200, hub.text

@@ -29,6 +29,7 @@ from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT
 from yolostack.core.responses import Body, both, client
+from yolostack.core.validation import json_object
 from yolostack.deployments import telemetry as metrics
 from yolostack.deployments.backends import DeploymentBackend
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
@@ -67,16 +68,6 @@ def _wake(request: Request) -> None:
     task = getattr(request.app.state, "deployment_task", None)
     if task is not None:
         task.wake()
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _string(body: dict[str, Any], name: str) -> str | None:
@@ -125,7 +116,7 @@ async def list_deployments(
 @router.post("", status_code=201)
 async def create_deployment_seed(request: Request, auth: DeploymentsAuth, session: DbSession) -> Body:
     """Seed ``{modelId, region, minInstances, maxInstances}`` (also ``name``, ``cpu``, ``memoryGi``)."""
-    body = await _json(request)
+    body = await json_object(request)
     model_row = await model_service.get_by_id(session, auth.account, _required(body, "modelId"))
     return await _create(request, auth, session, model_row, body, slug=None)
 
@@ -192,7 +183,7 @@ async def create_deployment(request: Request, auth: DeploymentsAuth, session: Db
     ``maxInstances``) → ``{id, deployment, status: creating, message, region}``."""
     if is_id(owner) or owner != auth.account.username:
         raise NotFound(f"user '{owner}' not found")
-    body = await _json(request)
+    body = await json_object(request)
     project, model, slug = (_required(body, name) for name in ("project", "model", "deployment"))
     model_row = await model_service.get_by_slug(session, auth.account, owner, project, model)
     return await _create(request, auth, session, model_row, body, slug=slug)
@@ -290,7 +281,7 @@ async def update_deployment(
     """One of ``{action: start|stop|resize|replace, …}``, ``{name}`` or ``{metadata}`` → ``{success, status,
     message, deployment}``."""
     row = await deployment_service.get_by_slug(session, auth.account, owner, deployment)
-    return await _act(request, auth, session, row, await _json(request))
+    return await _act(request, auth, session, row, await json_object(request))
 
 
 @router.delete("/{owner}/{deployment}")

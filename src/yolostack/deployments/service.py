@@ -15,6 +15,7 @@ from yolostack.core.errors import BadRequest, Conflict, NotFound
 from yolostack.core.ids import is_id, new_id
 from yolostack.core.slugs import is_slug, slugify
 from yolostack.core.timeutil import utcnow
+from yolostack.core.validation import check_metadata
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
 from yolostack.models.repository import ModelRow
 from yolostack.models.service import model as model_service
@@ -24,7 +25,6 @@ CPU_CHOICES = (1, 2, 4, 6, 8)
 MEMORY_CHOICES = (2, 4, 8, 16, 24, 32)
 REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ACTIONS = ("start", "stop", "resize", "replace", "camera")
-MAX_METADATA_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -247,9 +247,10 @@ class DeploymentService:
             metadata = body["metadata"]
             if metadata is not None and not isinstance(metadata, dict):
                 raise BadRequest("metadata must be an object", details=[{"field": "metadata"}])
-            if len(repr(metadata)) > MAX_METADATA_BYTES:
-                raise BadRequest(f"metadata must be under {MAX_METADATA_BYTES} bytes", details=[{"field": "metadata"}])
-            deployment.meta = dict(metadata or {})
+            try:
+                deployment.meta = dict(check_metadata(metadata) or {})
+            except ValueError as error:
+                raise BadRequest(str(error), details=[{"field": "metadata"}]) from error
             changed.append("metadata")
         if "name" in body:
             name = body["name"]

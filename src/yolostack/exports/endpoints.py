@@ -16,6 +16,7 @@ from yolostack.core.errors import BadRequest
 from yolostack.core.files import on_commit
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
 from yolostack.core.responses import Body, both, client, seed
+from yolostack.core.validation import json_object
 from yolostack.exports.schemas import ExportCreate
 from yolostack.exports.service import export_view, owned_model
 from yolostack.exports.service import exports as export_service
@@ -38,12 +39,7 @@ def _settings(request: Request) -> Settings:
 
 
 async def _body(request: Request) -> ExportCreate:
-    try:
-        raw = await request.json()
-    except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
-    if not isinstance(raw, dict):
-        raise BadRequest("the body must be a JSON object")
+    raw = await json_object(request)
     try:
         return ExportCreate.model_validate(raw)
     except ValidationError as exc:

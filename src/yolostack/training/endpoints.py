@@ -15,6 +15,7 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.files import on_commit
 from yolostack.core.responses import Body, both
+from yolostack.core.validation import json_object
 from yolostack.jobs.repository import JobRepository
 from yolostack.jobs.service import jobs as job_service
 from yolostack.jobs.service import training_view
@@ -45,21 +46,11 @@ def wake_dispatcher(request: Request) -> None:
         task.wake()
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
-
-
 @router.post("/start")
 async def start_training(request: Request, auth: TrainingAuth, session: DbSession) -> Body:
     """Queue a training run: seed ``{modelId, datasetId, epochs, imageSize, gpuType}`` or client
     ``{modelId, trainArgs, gpuType}``; it runs on this server's workers (or the Ray cluster)."""
-    body = await _json(request)
+    body = await json_object(request)
     model_id = body.get("modelId")
     if not isinstance(model_id, str) or not model_id:
         raise BadRequest("modelId is required", details=[{"field": "modelId"}])
@@ -147,7 +138,7 @@ async def cancel_training(
 @telemetry_router.post("/training/metrics")
 async def receive_training_metrics(request: Request, auth: TelemetryAuth, session: DbSession, files: Files) -> Body:
     """The trainer's events (clients.md §2.6); replies carry ``modelId``, ``runId`` and ``cancelled``."""
-    body = await _json(request)
+    body = await json_object(request)
     reply = await telemetry.receive(session, files.store, auth, body, _settings(request).base_url)
     if session.info.pop("wake_conversion", False):
         on_commit(session, request.app.state.conversion_task.wake)
@@ -157,7 +148,7 @@ async def receive_training_metrics(request: Request, auth: TelemetryAuth, sessio
 @telemetry_router.post("/models/upload")
 async def create_checkpoint_upload(request: Request, auth: TelemetryAuth, session: DbSession, files: Files) -> Body:
     """A signed URL for the trainer's checkpoint; ``checkpoint_saved`` with ``gcsPath`` then attaches it."""
-    body = await _json(request)
+    body = await json_object(request)
     ttl = _settings(request).storage.upload_url_ttl_seconds
     model, session_id, filename = await telemetry.upload_url(session, auth, body, ttl=ttl)
     return {
