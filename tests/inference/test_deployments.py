@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,14 @@ class TestScaling:
             assert "scaling to zero" in text
             assert "cold start" in text
             print(f"cold start answered in {cold_seconds:.2f} s")  # noqa: T201  (shown with -s; measured in bench/)
+
+            # health pings a replica: on a deployment at zero it is a cold start too (it warms it)
+            await wait_until(
+                lambda: get_deployment(http, alice, "elastic"), lambda d: d["instances"] == 0, 30, "zero again"
+            )
+            health = ok(await http.get(f"/api/deployments/{alice.username}/elastic/health", headers=alice.headers))
+            assert health["healthy"] is True, health
+            assert len(stack.backend.replica_pids(created["id"])) == 1
             await delete(http, alice, "elastic")
 
     async def test_killed_replica_is_replaced(self, served: Served) -> None:
@@ -368,6 +377,40 @@ class TestScaling:
             assert created["id"] == after["id"]
             assert "generation 2 serves; generation 1 drains" in await log_text(http, alice, "swap")
             await delete(http, alice, "swap")
+
+
+class TestRollback:
+    async def test_a_generation_that_cannot_load_leaves_the_previous_one_serving(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        alice = served.alice
+        async with deployed(served) as stack:
+            http = stack.http
+            created = await create(http, served, "sturdy")
+            await wait_status(http, alice, "sturdy", "ready")
+            plan = stack.backend.plan(created["id"])
+            assert plan is not None
+            assert plan.model_dir is not None
+            broken = tmp_path / "broken"
+            broken.mkdir()
+            shutil.copy(plan.model_dir / "meta.json", broken / "meta.json")
+            (broken / "model.onnx").write_bytes(b"this is not an ONNX model")
+            await stack.backend.apply(replace(plan, generation=plan.generation + 1, model_dir=broken, version="bad"))
+            after = await wait_until(
+                lambda: get_deployment(http, alice, "sturdy"),
+                lambda d: "rollout of generation 2 failed" in (d["statusMessage"] or ""),
+                60,
+                "the failed rollout reported",
+            )
+            assert after["status"] == "ready"
+            response = await predict(http, served, "sturdy")
+            assert ok(response)["metadata"]["version"]["weights"] == plan.version
+            rolled_back = stack.backend.plan(created["id"])
+            assert rolled_back is not None
+            assert rolled_back.generation == plan.generation
+            errors = [entry["message"] for entry in await logs(http, alice, "sturdy", severity="ERROR")]
+            assert any("failed to start" in message for message in errors)
+            await delete(http, alice, "sturdy")
 
 
 class TestMetricsAndLogs:

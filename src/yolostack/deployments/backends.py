@@ -86,9 +86,18 @@ class DeploymentBackend(Protocol):
     def deployments(self) -> set[str]:
         """Ids of the deployments this backend runs something for."""
 
-    async def forward(self, deployment_id: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Forwarded:
-        """Send one predict request (the caller's multipart body) to a replica; cold-start one if none runs.
-        Raises ``ReplicaUnavailable`` when none can take it within the queue timeout."""
+    async def forward(
+        self,
+        deployment_id: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float,
+        method: str = "POST",
+        path: str = "/predict",
+    ) -> Forwarded:
+        """Send one request to a replica (a predict with the caller's multipart body, or ``GET /health``);
+        cold-start one if none runs. Raises ``ReplicaUnavailable`` when none can take it in time."""
 
     async def tick(self) -> None:
         """Periodic work: autoscale, replace dead replicas, retire drained ones, refresh remote status."""

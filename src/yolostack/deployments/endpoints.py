@@ -31,7 +31,7 @@ from yolostack.core.pagination import MAX_LIMIT
 from yolostack.core.responses import Body, both, client
 from yolostack.core.validation import json_object
 from yolostack.deployments import telemetry as metrics
-from yolostack.deployments.backends import DeploymentBackend
+from yolostack.deployments.backends import DeploymentBackend, ReplicaUnavailable
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
 from yolostack.deployments.service import deployment_view, resources_from
 from yolostack.deployments.service import deployments as deployment_service
@@ -42,7 +42,7 @@ from yolostack.inference.params import HUB_IOU, PLATFORM_IOU
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import FileLinks
 from yolostack.storage.signing import InvalidSignature
-from yolostack.tables import Severity
+from yolostack.tables import DeploymentStatus, Severity
 
 DeploymentsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.deployments))]
 PredictAuth = Annotated[AuthContext, Depends(Authenticator(Scope.inference))]
@@ -53,6 +53,7 @@ service_router = APIRouter(tags=["deployments"])
 SEVERITIES = tuple(str(level) for level in Severity)
 DEFAULT_LOG_LIMIT = 100
 MAX_LOG_LIMIT = 1000
+HEALTH_TIMEOUT_SECONDS = 30.0
 
 
 def _settings(request: Request) -> Settings:
@@ -298,25 +299,30 @@ async def delete_deployment(
 async def deployment_health(
     request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, deployment: str
 ) -> Body:
-    """``{healthy, status, latencyMs, error?}``: asks the backend (a replica's own health route where one runs)."""
+    """``{healthy, status, latencyMs, error?}``: pings a replica's own health route (which warms a deployment
+    that scaled to zero: a cold start answers it)."""
     row = await deployment_service.get_by_slug(session, auth.account, owner, deployment)
     await session.commit()
-    deployment_row = row[0]
+    target = row[0]
     backend: DeploymentBackend | None = getattr(request.app.state, "deployment_backend", None)
     started = time.perf_counter()
     error = None
-    healthy = False
     if backend is None:
         error = "this server process runs no deployment replicas"
-    elif str(deployment_row.status) != "ready":
-        error = f"deployment is {deployment_row.status}"
+    elif target.status != DeploymentStatus.ready:
+        error = f"deployment is {target.status}"
     else:
-        state = await backend.state(deployment_row.id)
-        healthy = state.phase == "ready"
-        if not healthy:
-            error = state.message or f"backend reports {state.phase}"
+        try:
+            answer = await backend.forward(
+                target.id, b"", {}, timeout=HEALTH_TIMEOUT_SECONDS, method="GET", path="/health"
+            )
+        except ReplicaUnavailable as unavailable:
+            error = str(unavailable)
+        else:
+            if answer.status_code != 200:
+                error = f"the replica answered HTTP {answer.status_code}"
     latency = round((time.perf_counter() - started) * 1000, 3)
-    body = client(healthy=healthy, status=str(deployment_row.status), latencyMs=latency)
+    body = client(healthy=error is None, status=str(target.status), latencyMs=latency)
     if error:
         body["error"] = error
     return body

@@ -81,7 +81,11 @@ class _Deployment:
     samples: deque[tuple[float, int]] = field(default_factory=deque)
     last_request: float = field(default_factory=time.monotonic)
     start_failures: dict[int, int] = field(default_factory=dict)
+    # The current plan's generation failed to start (and none serves): the deployment failed.
     failure: str | None = None
+    # A rollout failed while an older generation served: it serves on (the plan reverted to it).
+    rolled_back: str | None = None
+    plans: dict[int, ReplicaPlan] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     above_since: float | None = None
     below_since: float | None = None
@@ -115,14 +119,15 @@ class LocalBackend:
     async def apply(self, plan: ReplicaPlan) -> None:
         current = self._deployments.get(plan.deployment_id)
         if current is None:
-            self._deployments[plan.deployment_id] = deployment = _Deployment(plan=plan)
+            self._deployments[plan.deployment_id] = deployment = _Deployment(plan=plan, plans={plan.generation: plan})
             self.events.event(plan.deployment_id, "INFO", f"starting generation {plan.generation} ({plan.version})")
             await self._start(deployment, self._rollout_size(deployment, plan))
             return
         if plan.generation == current.plan.generation:
             return
         current.plan = plan
-        current.failure = None
+        current.plans[plan.generation] = plan
+        current.failure = current.rolled_back = None
         size = self._rollout_size(current, plan)
         self.events.event(
             plan.deployment_id,
@@ -156,20 +161,27 @@ class LocalBackend:
             phase = "failed"
         elif deployment.serving_generation == deployment.plan.generation:
             phase = "ready"
-        elif deployment.serving_generation is not None and deployment.failure is not None:
-            phase = "ready"  # the rollout failed; the previous generation keeps serving
         else:
             phase = "deploying"
         return BackendState(
             phase=phase,
-            message=deployment.failure,
+            message=deployment.failure or deployment.rolled_back,
             instances=len(alive),
             serving_generation=deployment.serving_generation,
             cpu_utilization=cpu,
             memory_utilization=memory,
         )
 
-    async def forward(self, deployment_id: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Forwarded:
+    async def forward(
+        self,
+        deployment_id: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float,
+        method: str = "POST",
+        path: str = "/predict",
+    ) -> Forwarded:
         deployment = self._deployments.get(deployment_id)
         if deployment is None:
             raise ReplicaUnavailable("the deployment is not running")
@@ -181,8 +193,8 @@ class LocalBackend:
             for _ in range(FORWARD_ATTEMPTS):
                 replica = await self._acquire(deployment, deadline)
                 try:
-                    response = await self._http.post(
-                        f"http://127.0.0.1:{replica.port}/predict", content=body, headers=sent, timeout=timeout
+                    response = await self._http.request(
+                        method, f"http://127.0.0.1:{replica.port}{path}", content=body, headers=sent, timeout=timeout
                     )
                 except httpx.TransportError as error:
                     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
@@ -367,14 +379,29 @@ class LocalBackend:
             failures = deployment.start_failures.get(replica.generation, 0) + 1
             deployment.start_failures[replica.generation] = failures
             self.events.event(deployment_id, "ERROR", message)
-            if failures >= START_FAILURES or not self._retryable(event):
-                deployment.failure = message
-                self.events.event(deployment_id, "ERROR", f"generation {replica.generation} failed")
+            if replica.generation == deployment.plan.generation and (
+                failures >= START_FAILURES or not self._retryable(event)
+            ):
+                self._generation_failed(deployment, message)
             await _terminate(replica.process, grace=0.0)
         if stdout is not None:
             self._spawn_task(_drain(stdout))
         async with deployment.changed:
             deployment.changed.notify_all()
+
+    def _generation_failed(self, deployment: _Deployment, message: str) -> None:
+        failed, serving = deployment.plan.generation, deployment.serving_generation
+        if serving is None or serving == failed:
+            deployment.failure = message
+            self.events.event(deployment.plan.deployment_id, "ERROR", f"generation {failed} failed")
+            return
+        # Roll back: the serving generation's plan is the plan again; the failed one's replicas go.
+        deployment.plan = deployment.plans[serving]
+        deployment.rolled_back = f"rollout of generation {failed} failed ({message}); generation {serving} serves"
+        for replica in deployment.replicas:
+            if replica.generation == failed and replica.alive:
+                replica.state, replica.retiring = "draining", True
+        self.events.event(deployment.plan.deployment_id, "ERROR", deployment.rolled_back)
 
     @staticmethod
     def _retryable(event: dict[str, Any]) -> bool:
@@ -506,6 +533,11 @@ class LocalBackend:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def plan(self, deployment_id: str) -> ReplicaPlan | None:
+        """The plan the deployment's replicas run now (after a failed rollout: the one that still serves)."""
+        deployment = self._deployments.get(deployment_id)
+        return None if deployment is None else deployment.plan
 
     def replica_pids(self, deployment_id: str) -> dict[str, int]:
         """Running replicas' process ids (tests kill one to see it replaced)."""

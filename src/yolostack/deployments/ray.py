@@ -149,7 +149,16 @@ class RayServeBackend:
         await self._refresh(max_age=self.settings.interval_seconds)
         return self._observe(deployment_id)
 
-    async def forward(self, deployment_id: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Forwarded:
+    async def forward(
+        self,
+        deployment_id: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float,
+        method: str = "POST",
+        path: str = "/predict",
+    ) -> Forwarded:
         sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_HEADERS}
         deadline = time.monotonic() + self.settings.queue_timeout_seconds
         delay = 0.05
@@ -160,8 +169,8 @@ class RayServeBackend:
             if observed is not None and observed.phase == "failed":
                 raise ReplicaUnavailable(observed.message or "the deployment failed")
             try:
-                response = await self._proxy.post(
-                    f"{self.serve_url}/{deployment_id}/predict", content=body, headers=sent, timeout=timeout
+                response = await self._proxy.request(
+                    method, f"{self.serve_url}/{deployment_id}{path}", content=body, headers=sent, timeout=timeout
                 )
             except httpx.TransportError as error:
                 if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
