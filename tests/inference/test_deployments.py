@@ -526,6 +526,8 @@ class TestAccess:
             )
             assert_error(empty, 409, "CONFLICT")
             await create(http, served, "twice")
+            storage = ok(await http.get("/api/storage", headers=alice.headers))
+            assert storage["usage"]["deployments"]["current"] >= 1
             assert_error(
                 await http.post(owner, headers=alice.headers, json={**base, "deployment": "twice"}), 409, "CONFLICT"
             )

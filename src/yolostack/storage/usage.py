@@ -19,6 +19,7 @@ from yolostack.tables import (
     Dataset,
     DatasetExport,
     DatasetImage,
+    Deployment,
     Job,
     JobKind,
     Model,
@@ -42,6 +43,7 @@ class Usage:
     model_count: int
     export_bytes: int
     export_count: int
+    deployment_count: int = 0
 
     @property
     def total(self) -> int:
@@ -95,7 +97,11 @@ async def measure(session: AsyncSession, account_id: str) -> Usage:
             )
         )
     ).one()
+    deployments = await session.scalar(
+        select(func.count()).select_from(Deployment).where(Deployment.owner_id == account_id)
+    )
     return Usage(
+        deployment_count=int(deployments or 0),
         dataset_bytes=int(image_bytes) + by_type.get("datasets", (0, 0))[0],
         dataset_count=int(datasets or 0),
         image_count=int(image_count),
@@ -135,6 +141,7 @@ async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -
         usage={
             "datasets": {"current": usage.dataset_count},
             "images": {"current": usage.image_count},
+            "deployments": {"current": usage.deployment_count},
             "storage": {"current": usage.total, "limit": limit, "percent": percent},
         },
         breakdown={
