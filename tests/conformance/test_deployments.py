@@ -6,7 +6,6 @@ One live run (SQLite): the routes themselves run on SQLite and PostgreSQL in tes
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,44 +15,17 @@ import pytest
 from ultralytics_platform import Platform
 from ultralytics_platform._exceptions import APIError
 
-from tests.fixtures.detector import TrainedDetector
+from tests.fixtures.detector import TrainedDetector, upload_detector
 from tests.fixtures.server import LiveServer
+from tests.jobs.helpers import wait_for
 
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 TIMEOUT = 180.0
 
 
-def wait(fetch: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {value}"
-        time.sleep(0.5)
-
-
-def upload_detector(server: LiveServer, key: str, detector: TrainedDetector) -> str:
-    """The trained detector as ``admin/fleet/detector``, converted for serving; returns the model slug."""
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-        project = http.post("/api/projects", json={"project": "fleet", "name": "fleet"})
-        assert project.status_code == 201, project.text
-        with detector.weights.open("rb") as handle:
-            response = http.post(
-                "/api/models",
-                data={"projectId": project.json()["id"], "name": "detector"},
-                files={"file": ("detector.pt", handle, "application/octet-stream")},
-            )
-        assert response.status_code == 201, response.text
-        slug: str = response.json()["data"]["slug"]
-        wait(
-            lambda: http.get(f"/api/models/admin/fleet/{slug}").json()["model"]["serving"]["status"],
-            lambda status: status in ("ready", "failed"),
-            "conversion",
-            timeout=600,
-        )
-    return slug
+def wait(fetch: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any:
+    return wait_for(fetch, done, TIMEOUT, what=what)
 
 
 # One live run is enough: the deployment routes run on SQLite and PostgreSQL in tests/inference.
@@ -64,7 +36,8 @@ class TestSdkDeployments:
     ) -> None:
         server = live_server
         key = str(server.key)
-        slug = upload_detector(server, key, trained_detector)
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            slug = upload_detector(http, trained_detector, "fleet")
         platform = Platform(base_url=server.base_url, api_key=key, max_retries=0)
         image = trained_detector.images[0]
 

@@ -5,15 +5,15 @@ predicts through ``serviceUrl`` and ``…/predict`` are relayed to Serve's proxy
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.detector import TrainedDetector
+from tests.fixtures.detector import TrainedDetector, upload_detector
 from tests.fixtures.server import LiveServer, start_server
+from tests.jobs.helpers import wait_for
 from tests.worker.ray_cluster import RayCluster, ray_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -22,13 +22,7 @@ TIMEOUT = 180.0
 
 
 def wait(fetch: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {value}"
-        time.sleep(0.5)
+    return wait_for(fetch, done, timeout, what=what)
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
@@ -57,24 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
         live.stop()
 
 
-def upload_detector(http: httpx.Client, detector: TrainedDetector) -> str:
-    project = ok(http.post("/api/projects", json={"project": "ray", "name": "ray"}), 201)
-    with detector.weights.open("rb") as handle:
-        response = http.post(
-            "/api/models",
-            data={"projectId": project["id"], "name": "detector"},
-            files={"file": ("detector.pt", handle, "application/octet-stream")},
-        )
-    slug: str = ok(response, 201)["data"]["slug"]
-    wait(
-        lambda: http.get(f"/api/models/admin/ray/{slug}").json()["model"]["serving"]["status"],
-        lambda status: status in ("ready", "failed"),
-        "conversion",
-        timeout=600,
-    )
-    return slug
-
-
 class TestRayDeployment:
     def test_deploy_predict_stop_delete(
         self, server: tuple[LiveServer, RayCluster], trained_detector: TrainedDetector
@@ -83,7 +59,7 @@ class TestRayDeployment:
         key = str(live.key)
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=live.base_url, headers=headers, timeout=120) as http:
-            slug = upload_detector(http, trained_detector)
+            slug = upload_detector(http, trained_detector, "ray")
             body: dict[str, Any] = {"project": "ray", "model": slug, "deployment": "serve", "name": "On Ray"}
             body |= {"region": "us-central1", "minInstances": 1, "maxInstances": 2}
             created = ok(http.post("/api/deployments/admin", json=body), 201)

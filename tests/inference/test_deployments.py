@@ -43,6 +43,13 @@ FAST = {
 READY_TIMEOUT = 60.0
 
 
+def process_mechanics_only_once(served: Served) -> None:
+    """Replica processes, scaling and rollouts do not touch the database beyond what the lifecycle, metrics
+    and access tests run on both: run them on SQLite only (CI time)."""
+    if not served.stack.database_url.startswith("sqlite"):
+        pytest.skip("replica process mechanics run once, on SQLite; the routes run on PostgreSQL too")
+
+
 @dataclass
 class Deployed:
     app: FastAPI
@@ -56,12 +63,14 @@ class Deployed:
 
 
 @asynccontextmanager
-async def deployed(served: Served, **deployments: Any) -> AsyncIterator[Deployed]:
+async def deployed(
+    served: Served, rate_limits: dict[str, Any] | None = None, **deployments: Any
+) -> AsyncIterator[Deployed]:
     stack = served.stack
     settings = make_settings(
         stack.database_url,
         stack.data_dir,
-        rate_limits={"hub_per_hour": 100_000},
+        rate_limits=rate_limits or {"hub_per_hour": 100_000},
         deployments={**FAST, **deployments},
     )
     application = create_app(settings)
@@ -251,6 +260,7 @@ class TestLifecycle:
 
 class TestScaling:
     async def test_scales_up_under_load_down_to_zero_and_cold_starts(self, served: Served) -> None:
+        process_mechanics_only_once(served)
         alice = served.alice
         async with deployed(served) as stack:
             http = stack.http
@@ -299,6 +309,7 @@ class TestScaling:
             await delete(http, alice, "elastic")
 
     async def test_killed_replica_is_replaced(self, served: Served) -> None:
+        process_mechanics_only_once(served)
         alice = served.alice
         async with deployed(served) as stack:
             http = stack.http
@@ -321,6 +332,7 @@ class TestScaling:
             await delete(http, alice, "phoenix")
 
     async def test_replace_under_load_fails_no_request(self, served: Served, tmp_path: Path) -> None:
+        process_mechanics_only_once(served)
         alice = served.alice
         stack_client = served.client
         project_id = ok(
@@ -383,6 +395,7 @@ class TestRollback:
     async def test_a_generation_that_cannot_load_leaves_the_previous_one_serving(
         self, served: Served, tmp_path: Path
     ) -> None:
+        process_mechanics_only_once(served)
         alice = served.alice
         async with deployed(served) as stack:
             http = stack.http
@@ -504,6 +517,36 @@ class TestAccess:
                 await http.post(f"/d/{created['id']}", **image_form(served.detector.images[0])), 401, "UNAUTHORIZED"
             )
             await delete(http, alice, "private")
+
+    async def test_service_url_is_not_rate_limited(self, served: Served) -> None:
+        """The shared HUB API allows 1 call an hour and the plan 4 calls a minute here; the deployment's own
+        URL answers every call."""
+        process_mechanics_only_once(served)
+        alice = served.alice
+        limits = {"hub_per_hour": 1, "enterprise": {"per_minute": 4, "per_day": 1000}}
+        async with deployed(served, rate_limits=limits) as stack:
+            http = stack.http
+            created = await create(http, served, "unmetered")
+            await wait_until(
+                lambda: stack.backend.state(created["id"]), lambda state: state.phase == "ready", READY_TIMEOUT, "ready"
+            )
+            form = image_form(served.detector.images[0], imgsz=IMGSZ)
+            codes = [(await http.post(f"/d/{created['id']}", headers={"x-api-key": alice.key}, **form)).status_code]
+            codes += [(await http.post(f"/d/{created['id']}/predict", headers=alice.headers, **form)).status_code]
+            for _ in range(6):
+                response = await http.post(f"/d/{created['id']}", headers={"x-api-key": alice.key}, **form)
+                codes.append(response.status_code)
+                assert "x-ratelimit-limit" not in response.headers
+            assert codes == [200] * 8
+            hub = [
+                (await http.post("/", headers={"x-api-key": alice.key}, data={"model": served.model_id}))
+                for _ in range(2)
+            ]
+            assert hub[-1].status_code == 429
+            api = [(await http.get(f"/api/deployments/{alice.username}", headers=alice.headers)) for _ in range(5)]
+            assert_error(api[-1], 429, "RATE_LIMITED")
+        async with deployed(served) as cleanup:
+            await delete(cleanup.http, alice, "unmetered")
 
     async def test_invalid_requests(self, served: Served) -> None:
         alice = served.alice

@@ -29,7 +29,7 @@ from yolostack import __version__
 from yolostack.config import InferenceSettings
 from yolostack.core.errors import AppError, error_response, install_error_handlers
 from yolostack.inference.inputs import read_form
-from yolostack.inference.params import PLATFORM_IOU
+from yolostack.inference.params import PLATFORM_IOU, parse_params
 from yolostack.inference.pipeline import predict_media
 from yolostack_engine import Prediction, PredictOptions, ServedModel, load_model
 from yolostack_engine.batching import DynamicBatcher
@@ -93,7 +93,8 @@ class Replica:
         except ValueError:
             default_iou = PLATFORM_IOU
         fields, upload = await read_form(request, self.spec.inference)
-        images = await predict_media(fields, upload, self.spec.inference, self._predict, default_iou=default_iou)
+        params = parse_params(fields, default_iou=default_iou)
+        images = await predict_media(fields, upload, self.spec.inference, self._predict, params)
         metadata = {
             "imageCount": len(images),
             **self.spec.metadata,

@@ -21,7 +21,7 @@ from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.ids import is_id
 from yolostack.core.responses import Body, both, client
 from yolostack.inference.inputs import read_form
-from yolostack.inference.params import HUB_IOU, PLATFORM_IOU
+from yolostack.inference.params import HUB_IOU, PLATFORM_IOU, parse_params
 from yolostack.inference.pipeline import class_names, predict_media
 from yolostack.inference.service import InferenceService, ServingTarget
 from yolostack.models.repository import ModelRow
@@ -103,12 +103,13 @@ async def _predict(request: Request, row: ModelRow, *, default_iou: float) -> di
     service = _service(request)
     settings: Settings = request.app.state.settings
     fields, upload = await read_form(request, settings.inference)
+    params = parse_params(fields, default_iou=default_iou)
     target = await service.target(row[0])
 
     async def predict(images: list[Any], options: PredictOptions) -> list[Prediction]:
         return await service.predict(target, images, options)
 
-    images = await predict_media(fields, upload, settings.inference, predict, default_iou=default_iou)
+    images = await predict_media(fields, upload, settings.inference, predict, params)
     metadata = await _metadata(service, target, row, len(images), started)
     return {"images": images, "metadata": metadata}
 

@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from yolostack.config import InferenceSettings
 from yolostack.inference.inputs import next_frames, open_input, video_frames
-from yolostack.inference.params import PredictParams, parse_params
+from yolostack.inference.params import PredictParams
 from yolostack_engine import Prediction, PredictOptions
 
 Predictor = Callable[[list[np.ndarray], PredictOptions], Awaitable[list[Prediction]]]
@@ -22,11 +22,10 @@ async def predict_media(
     upload: UploadFile | None,
     settings: InferenceSettings,
     predict: Predictor,
-    *,
-    default_iou: float,
+    params: PredictParams,
 ) -> list[dict[str, Any]]:
-    """``images[]``: one entry per still image or strided video frame, in order."""
-    params = parse_params(fields, default_iou=default_iou)
+    """``images[]``: one entry per still image or strided video frame, in order (``params`` parsed first,
+    so that bad parameters are refused before the model is looked at)."""
     options = PredictOptions(imgsz=params.imgsz, conf=params.conf, iou=params.iou)
     images: list[dict[str, Any]] = []
     async with open_input(fields, upload, settings) as media:
