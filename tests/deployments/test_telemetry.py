@@ -20,15 +20,9 @@ from tests.fixtures.factories import User, create_model
 from yolostack.core.db import Database
 from yolostack.core.errors import BadRequest
 from yolostack.core.ids import new_id
-from yolostack.deployments import telemetry
-from yolostack.deployments.telemetry import (
-    LATENCY_BOUNDS_MS,
-    DeploymentTelemetry,
-    logs_page,
-    metrics_view,
-    overview_view,
-    sparkline_view,
-)
+from yolostack.deployments import telemetry, views
+from yolostack.deployments.telemetry import LATENCY_BOUNDS_MS, DeploymentTelemetry
+from yolostack.deployments.views import logs_page, metrics_view, overview_view, sparkline_view
 from yolostack.tables import Deployment, DeploymentLog, DeploymentMetric, Project
 
 NOW = datetime(2026, 12, 3, 12, 30, 20, tzinfo=UTC)
@@ -39,6 +33,7 @@ REGION = "local"
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telemetry, "utcnow", lambda: NOW)
+    monkeypatch.setattr(views, "utcnow", lambda: NOW)
 
 
 async def create_deployment(database: Database, user: User, slug: str) -> str:

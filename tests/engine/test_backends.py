@@ -112,6 +112,41 @@ class TestRunning:
             model.predict([bus], PredictOptions(imgsz=320))
 
 
+FIRST_REQUESTS_AT_ONCE = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from yolostack_engine import PredictOptions, load_model
+
+model = load_model(sys.argv[1], "openvino")
+image = np.full((480, 640, 3), 114, np.uint8)
+with ThreadPoolExecutor(6) as pool:
+    list(pool.map(lambda _: model.predict([image], PredictOptions(imgsz=640)), range(12)))
+print("done")
+"""
+
+
+@pytest.mark.slow
+class TestFirstRequests:
+    def test_a_fresh_process_survives_concurrent_first_requests(self, model_dir: Callable[[str], Path]) -> None:
+        """OpenVINO's binding deadlocks when the very first ``infer`` runs on two threads at once (a
+        static initialised under the GIL; 2 of 14 fresh processes hung here without the warm-up in
+        ``load_model``). Each run is a new process, since only a process's first calls can race."""
+        directory = model_dir("detect")
+        for _ in range(4):
+            result = subprocess.run(
+                [sys.executable, "-c", FIRST_REQUESTS_AT_ONCE, str(directory)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert "done" in result.stdout
+
+
 @pytest.mark.slow
 class TestTorchLoadsThroughTheAllowlist:
     def test_hostile_model_pt_is_refused_in_process(self, model_dir: Callable[[str], Path], tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT
 from yolostack.core.responses import Body, both, client
 from yolostack.core.validation import json_object
-from yolostack.deployments import telemetry as metrics
+from yolostack.deployments import views as metrics
 from yolostack.deployments.backends import DeploymentBackend, ReplicaUnavailable
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
 from yolostack.deployments.service import deployment_view, resources_from

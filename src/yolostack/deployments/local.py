@@ -10,7 +10,7 @@
   they are ready new requests go to them and the old ones drain, then stop. No request fails.
 - **Dead replicas** are logged and replaced on the next tick.
 - **Cold start**: a spare interpreter with everything imported waits for its spec on stdin, so a new
-  replica only loads its model (``spare_replicas``).
+  replica only loads its model (``deployments.processes``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
-import signal
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,8 +38,8 @@ from yolostack.deployments.backends import (
     ReplicaPlan,
     ReplicaUnavailable,
 )
+from yolostack.deployments.processes import ReplicaProcesses, drain, terminate
 from yolostack.deployments.replica import REPLICA_HEADER, ReplicaSpec
-from yolostack.worker.executors import SCRUBBED_PREFIXES, die_with_parent
 
 GIB = 1024**3
 LOOK_BACK_SECONDS = 2.0
@@ -59,7 +56,6 @@ class LocalReplica:
     id: str
     generation: int
     process: asyncio.subprocess.Process
-    log_path: Path
     started: float
     state: str = "starting"  # starting → ready → draining → stopped
     port: int | None = None
@@ -101,10 +97,9 @@ class LocalBackend:
         self.settings = settings
         self.work_dir = work_dir
         self.events = events
-        self.spares = spares
+        self.processes = ReplicaProcesses(work_dir, spares)
         self._deployments: dict[str, _Deployment] = {}
         self._counter = itertools.count(1)
-        self._spare_pool: list[asyncio.subprocess.Process] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(
             timeout=settings.request_timeout_seconds,
@@ -148,7 +143,7 @@ class LocalBackend:
         await asyncio.gather(*(self._stop(replica) for replica in deployment.replicas))
         self.events.event(deployment_id, "INFO", f"stopped {len(deployment.replicas)} replica(s)")
         if not self._deployments:
-            await self._drop_spares()
+            await self.processes.drop_spares()
 
     async def state(self, deployment_id: str) -> BackendState:
         deployment = self._deployments.get(deployment_id)
@@ -219,13 +214,13 @@ class LocalBackend:
             await self._autoscale(deployment, now)
             await self._retire_drained(deployment)
         if self._deployments:
-            await self._keep_spares()
+            await self.processes.keep_spares()
 
     async def close(self) -> None:
         deployments = list(self._deployments.values())
         self._deployments.clear()
         await asyncio.gather(*(self._stop(r, grace=0.0) for d in deployments for r in d.replicas))
-        await self._drop_spares()
+        await self.processes.drop_spares()
         for task in list(self._tasks):
             task.cancel()
         await self._http.aclose()
@@ -290,9 +285,6 @@ class LocalBackend:
 
     async def _launch(self, plan: ReplicaPlan) -> LocalReplica:
         replica_id = f"r{next(self._counter)}"
-        directory = self.work_dir / plan.deployment_id
-        directory.mkdir(parents=True, exist_ok=True)
-        log_path = directory / f"{replica_id}.log"
         spec = ReplicaSpec(
             deployment_id=plan.deployment_id,
             generation=plan.generation,
@@ -303,51 +295,8 @@ class LocalBackend:
             metadata=plan.metadata,
             inference=plan.inference,
         )
-        line = (spec.model_dump_json() + "\n").encode()
-        process = await self._take_spare()
-        if process is None:
-            process = await self._spawn_process()
-        assert process.stdin is not None
-        process.stdin.write(line)
-        with contextlib.suppress(ConnectionError):
-            await process.stdin.drain()
-        process.stdin.close()
-        return LocalReplica(
-            id=replica_id, generation=plan.generation, process=process, log_path=log_path, started=time.monotonic()
-        )
-
-    async def _spawn_process(self) -> asyncio.subprocess.Process:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(SCRUBBED_PREFIXES)}
-        env |= {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "ORT_DISABLE_TELEMETRY": "1"}
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        with (self.work_dir / "replicas.log").open("ab") as log:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "yolostack.deployments.replica",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                env=env,
-                preexec_fn=die_with_parent,
-            )
-
-    async def _take_spare(self) -> asyncio.subprocess.Process | None:
-        while self._spare_pool:
-            process = self._spare_pool.pop(0)
-            if process.returncode is None:
-                return process
-        return None
-
-    async def _keep_spares(self) -> None:
-        self._spare_pool = [process for process in self._spare_pool if process.returncode is None]
-        while len(self._spare_pool) < self.spares:
-            self._spare_pool.append(await self._spawn_process())
-
-    async def _drop_spares(self) -> None:
-        pool, self._spare_pool = self._spare_pool, []
-        for process in pool:
-            await _terminate(process, grace=0.0)
+        process = await self.processes.start(spec)
+        return LocalReplica(id=replica_id, generation=plan.generation, process=process, started=time.monotonic())
 
     async def _await_ready(self, deployment: _Deployment, replica: LocalReplica) -> None:
         deployment_id = deployment.plan.deployment_id
@@ -383,9 +332,9 @@ class LocalBackend:
                 failures >= START_FAILURES or not self._retryable(event)
             ):
                 self._generation_failed(deployment, message)
-            await _terminate(replica.process, grace=0.0)
+            await terminate(replica.process, grace=0.0)
         if stdout is not None:
-            self._spawn_task(_drain(stdout))
+            self._spawn_task(drain(stdout))
         async with deployment.changed:
             deployment.changed.notify_all()
 
@@ -510,7 +459,7 @@ class LocalBackend:
     async def _stop(self, replica: LocalReplica, *, grace: float = STOP_GRACE_SECONDS) -> None:
         replica.retiring = True
         replica.state = "stopped"
-        await _terminate(replica.process, grace=min(grace, KILL_AFTER_SECONDS))
+        await terminate(replica.process, grace=min(grace, KILL_AFTER_SECONDS))
 
     def _utilization(self, deployment: _Deployment) -> tuple[float | None, float | None]:
         cpu = rss = 0.0
@@ -545,33 +494,3 @@ class LocalBackend:
         if deployment is None:
             return {}
         return {replica.id: replica.process.pid for replica in deployment.replicas if replica.alive}
-
-
-async def _terminate(process: asyncio.subprocess.Process, *, grace: float) -> None:
-    try:
-        await _kill(process, grace=grace)
-    finally:
-        # Close the pipes now: a transport collected after the event loop closed warns at exit.
-        transport = getattr(process, "_transport", None)
-        if transport is not None:
-            transport.close()
-
-
-async def _kill(process: asyncio.subprocess.Process, *, grace: float) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), timeout=max(grace, 0.5))
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    """Read a replica's stdout to the end so that it never blocks on a full pipe."""
-    with contextlib.suppress(Exception):
-        while await stream.read(65536):
-            pass

@@ -1,4 +1,4 @@
-"""A deployment's logs and metrics: buffered in the serving process, written by ``flush``, read as views.
+"""A deployment's logs and metrics: buffered in the serving process, written by ``flush`` (``views`` reads them).
 
 The proxy reports each request and the reconciler each gauge sample and lifecycle event; they land in
 memory (a per-minute tally and a bounded list of log lines) so the request path never waits on the
@@ -10,13 +10,11 @@ merged latency histograms).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import itertools
 import logging
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,8 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.db import Database
-from yolostack.core.errors import BadRequest
-from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.core.timeutil import utcnow
 from yolostack.tables import Deployment, DeploymentLog, DeploymentMetric, Severity
 
 logger = logging.getLogger(__name__)
@@ -53,7 +50,7 @@ MAX_BUFFERED_LINES = 50_000
 # A day of minutes for a few dozen deployments: what survives a long database outage.
 MAX_BUFFERED_MINUTES = 50_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SEVERITIES = {severity.value for severity in Severity}
+SEVERITIES = {severity.value for severity in Severity}
 
 
 def _empty_histogram() -> list[int]:
@@ -69,12 +66,12 @@ def _add_histogram(target: list[int], counts: Sequence[int]) -> None:
             target[index] += count
 
 
-def _floor(moment: datetime, step: timedelta) -> datetime:
+def floor_to(moment: datetime, step: timedelta) -> datetime:
     return _EPOCH + (moment - _EPOCH) // step * step
 
 
 @dataclass
-class _Tally:
+class Tally:
     """Requests and gauge samples of one minute (buffered) or one step (views): sums and counts."""
 
     requests: int = 0
@@ -110,7 +107,7 @@ class _Tally:
         _add_histogram(self.histogram, row.latency_histogram)
         self.add_gauges(row.instances, row.cpu_utilization, row.memory_utilization)
 
-    def merge(self, other: _Tally) -> None:
+    def merge(self, other: Tally) -> None:
         self.requests += other.requests
         self.errors += other.errors
         self.latency_sum_ms += other.latency_sum_ms
@@ -140,7 +137,7 @@ class DeploymentTelemetry:
         self._log_requests = log_requests
         self._events: deque[_Line] = deque()
         self._requests: deque[_Line] = deque()
-        self._minutes: dict[tuple[str, datetime], _Tally] = {}
+        self._minutes: dict[tuple[str, datetime], Tally] = {}
         self._seq = itertools.count()
         self._dropped_lines = 0
         self._lock = asyncio.Lock()
@@ -226,11 +223,11 @@ class DeploymentTelemetry:
             metrics = await session.execute(delete(DeploymentMetric).where(DeploymentMetric.bucket < older_than))
         return _rowcount(logs) + _rowcount(metrics)
 
-    def _minute(self, deployment_id: str, moment: datetime) -> _Tally:
-        key = (deployment_id, _floor(moment.astimezone(UTC), timedelta(minutes=1)))
+    def _minute(self, deployment_id: str, moment: datetime) -> Tally:
+        key = (deployment_id, floor_to(moment.astimezone(UTC), timedelta(minutes=1)))
         tally = self._minutes.get(key)
         if tally is None:
-            tally = self._minutes[key] = _Tally()
+            tally = self._minutes[key] = Tally()
             self._trim_minutes()
         return tally
 
@@ -246,7 +243,7 @@ class DeploymentTelemetry:
         for key in oldest:
             del self._minutes[key]
 
-    def _take(self) -> tuple[list[_Line], dict[tuple[str, datetime], _Tally]]:
+    def _take(self) -> tuple[list[_Line], dict[tuple[str, datetime], Tally]]:
         lines = sorted([*self._events, *self._requests], key=lambda line: line.seq)
         minutes = self._minutes
         self._events, self._requests, self._minutes = deque(), deque(), {}
@@ -255,16 +252,16 @@ class DeploymentTelemetry:
             self._dropped_lines = 0
         return lines, minutes
 
-    def _restore(self, lines: list[_Line], minutes: dict[tuple[str, datetime], _Tally]) -> None:
+    def _restore(self, lines: list[_Line], minutes: dict[tuple[str, datetime], Tally]) -> None:
         # Taken lines are older than anything recorded during the failed write: they go in front.
         self._events.extendleft(reversed([line for line in lines if line.http_request is None]))
         self._requests.extendleft(reversed([line for line in lines if line.http_request is not None]))
         self._trim_lines()
         for key, tally in minutes.items():
-            self._minutes.setdefault(key, _Tally()).merge(tally)
+            self._minutes.setdefault(key, Tally()).merge(tally)
         self._trim_minutes()
 
-    async def _write(self, lines: list[_Line], minutes: dict[tuple[str, datetime], _Tally]) -> None:
+    async def _write(self, lines: list[_Line], minutes: dict[tuple[str, datetime], Tally]) -> None:
         async with self._database.sessionmaker() as session, session.begin():
             wanted = {line.deployment_id for line in lines} | {deployment_id for deployment_id, _ in minutes}
             live = set(await session.scalars(select(Deployment.id).where(Deployment.id.in_(wanted))))
@@ -310,7 +307,7 @@ async def _find_minute(session: AsyncSession, deployment_id: str, bucket: dateti
     return await session.scalar(statement.with_for_update())
 
 
-async def _merge_minute(session: AsyncSession, deployment_id: str, bucket: datetime, tally: _Tally) -> None:
+async def _merge_minute(session: AsyncSession, deployment_id: str, bucket: datetime, tally: Tally) -> None:
     row = await _find_minute(session, deployment_id, bucket)
     if row is None:
         try:
@@ -325,7 +322,7 @@ async def _merge_minute(session: AsyncSession, deployment_id: str, bucket: datet
     _apply(row, tally)
 
 
-def _apply(row: DeploymentMetric, tally: _Tally) -> DeploymentMetric:
+def _apply(row: DeploymentMetric, tally: Tally) -> DeploymentMetric:
     samples = row.samples or 0
     row.requests = (row.requests or 0) + tally.requests
     row.errors = (row.errors or 0) + tally.errors
@@ -350,193 +347,3 @@ def _weighted(mean: float | None, count: int, added_sum: float, added_count: int
 
 
 # Queries: the endpoints call these with their request's session.
-
-
-async def logs_page(
-    session: AsyncSession,
-    deployment_id: str,
-    *,
-    severities: set[str] | None,
-    limit: int,
-    page_token: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of log entries, newest first, and the token of the next (older) page."""
-    if limit < 1:
-        raise BadRequest("limit must be at least 1")
-    statement = select(DeploymentLog).where(DeploymentLog.deployment_id == deployment_id)
-    if severities:
-        wanted = {severity.upper() for severity in severities}
-        if unknown := wanted - _SEVERITIES:
-            raise BadRequest(f"unknown severity {', '.join(sorted(unknown))}; use {', '.join(Severity)}")
-        statement = statement.where(DeploymentLog.severity.in_(wanted))
-    if page_token is not None:
-        statement = statement.where(DeploymentLog.id < _decode_token(page_token))
-    rows = list(await session.scalars(statement.order_by(DeploymentLog.id.desc()).limit(limit + 1)))
-    next_token = _encode_token(rows[limit - 1].id) if len(rows) > limit else None
-    return [_log_entry(row) for row in rows[:limit]], next_token
-
-
-def _log_entry(row: DeploymentLog) -> dict[str, Any]:
-    entry: dict[str, Any] = {"timestamp": isoformat(row.timestamp), "severity": row.severity, "message": row.message}
-    if row.http_request is not None:
-        entry["httpRequest"] = row.http_request
-    return entry
-
-
-def _encode_token(log_id: int) -> str:
-    return base64.urlsafe_b64encode(f"log:{log_id}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> int:
-    try:
-        decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, value = decoded.partition(":")
-        log_id = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        log_id = 0
-        prefix = ""
-    if prefix != "log" or log_id <= 0:
-        raise BadRequest("invalid pageToken")
-    return log_id
-
-
-async def metrics_view(session: AsyncSession, deployment_id: str, *, range_name: str, region: str) -> dict[str, Any]:
-    """The full metrics: summary and every time series of the range."""
-    start, end, steps = await _range(session, deployment_id, range_name)
-    return _view(deployment_id, region, start, end, steps, _FULL_SERIES)
-
-
-async def overview_view(session: AsyncSession, deployment_id: str, *, range_name: str, region: str) -> dict[str, Any]:
-    """The reduced metrics of the overview page: summary, requests, errors and p95 latency."""
-    start, end, steps = await _range(session, deployment_id, range_name)
-    return _view(deployment_id, region, start, end, steps, _OVERVIEW_SERIES)
-
-
-async def sparkline_view(session: AsyncSession, deployment_id: str) -> dict[str, Any]:
-    """The last 24 hours by hour, for the deployments list."""
-    now = utcnow()
-    start = _floor(now, timedelta(hours=1)) - timedelta(hours=23)
-    steps = await _steps(session, deployment_id, start, timedelta(hours=1), 24)
-    total = _total(steps)
-    return {
-        "requests24h": [tally.requests for _, tally in steps],
-        "totalRequests": total.requests,
-        "errorRate": _error_rate(total),
-        "avgLatencyMs": _average_latency(total),
-    }
-
-
-Steps = list[tuple[datetime, _Tally]]
-
-
-async def _range(session: AsyncSession, deployment_id: str, range_name: str) -> tuple[datetime, datetime, Steps]:
-    if range_name not in RANGES:
-        raise BadRequest(f"unknown range '{range_name}'; use one of {', '.join(RANGES)}")
-    step, now = STEPS[range_name], utcnow()
-    count = RANGES[range_name] // step
-    start = _floor(now, step) - (count - 1) * step
-    return start, now, await _steps(session, deployment_id, start, step, count)
-
-
-async def _steps(session: AsyncSession, deployment_id: str, start: datetime, step: timedelta, count: int) -> Steps:
-    """Every step of the window, each the merge of its stored minutes (an empty tally when none)."""
-    metric = DeploymentMetric
-    statement = select(
-        metric.bucket,
-        metric.requests,
-        metric.errors,
-        metric.latency_sum_ms,
-        metric.latency_histogram,
-        metric.instances,
-        metric.cpu_utilization,
-        metric.memory_utilization,
-    ).where(metric.deployment_id == deployment_id, metric.bucket >= start, metric.bucket < start + count * step)
-    steps = [(start + index * step, _Tally()) for index in range(count)]
-    for row in await session.execute(statement):
-        steps[(row.bucket - start) // step][1].add_minute(row)
-    return steps
-
-
-def _total(steps: Steps) -> _Tally:
-    total = _Tally()
-    for _, tally in steps:
-        total.merge(tally)
-    return total
-
-
-def _view(
-    deployment_id: str,
-    region: str,
-    start: datetime,
-    end: datetime,
-    steps: Steps,
-    series: dict[str, Callable[[_Tally], float]],
-) -> dict[str, Any]:
-    return {
-        "deploymentId": deployment_id,
-        "region": region,
-        "timeRange": {"start": isoformat(start), "end": isoformat(end)},
-        "summary": _summary(_total(steps)),
-        "timeSeries": {name: _points(steps, value) for name, value in series.items()},
-    }
-
-
-def _summary(total: _Tally) -> dict[str, Any]:
-    return {
-        "totalRequests": total.requests,
-        "errorCount": total.errors,
-        "errorRate": _error_rate(total),
-        "avgLatencyMs": _average_latency(total),
-        "p50LatencyMs": _percentile(total.histogram, 0.50),
-        "p95LatencyMs": _percentile(total.histogram, 0.95),
-        "p99LatencyMs": _percentile(total.histogram, 0.99),
-    }
-
-
-def _points(steps: Steps, value: Callable[[_Tally], float]) -> list[dict[str, Any]]:
-    return [{"timestamp": isoformat(moment), "value": value(tally)} for moment, tally in steps]
-
-
-def _error_rate(tally: _Tally) -> float:
-    return round(tally.errors / tally.requests, 4) if tally.requests else 0.0
-
-
-def _average_latency(tally: _Tally) -> float:
-    return round(tally.latency_sum_ms / tally.requests, 1) if tally.requests else 0.0
-
-
-def _mean(total: float, count: int) -> float:
-    return round(total / count, 1) if count else 0.0
-
-
-def _percentile(histogram: Iterable[int], fraction: float) -> float:
-    """The latency below which ``fraction`` of the requests fall, interpolated inside its bucket (ms)."""
-    counts = list(histogram)
-    rank = fraction * sum(counts)
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            if index >= len(LATENCY_BOUNDS_MS):
-                # The overflow bucket has no upper bound: report the last one we know.
-                return LATENCY_BOUNDS_MS[-1]
-            lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
-            upper = LATENCY_BOUNDS_MS[index]
-            return round(lower + (upper - lower) * (rank - seen) / count, 1)
-        seen += count
-    return 0.0
-
-
-_OVERVIEW_SERIES: dict[str, Callable[[_Tally], float]] = {
-    "requests": lambda tally: tally.requests,
-    "errors": lambda tally: tally.errors,
-    "latencyP95": lambda tally: _percentile(tally.histogram, 0.95),
-}
-_FULL_SERIES: dict[str, Callable[[_Tally], float]] = {
-    "requests": lambda tally: tally.requests,
-    "errors": lambda tally: tally.errors,
-    "latencyP50": lambda tally: _percentile(tally.histogram, 0.50),
-    "latencyP95": lambda tally: _percentile(tally.histogram, 0.95),
-    "cpuUtilization": lambda tally: _mean(tally.cpu_sum, tally.cpu_count),
-    "memoryUtilization": lambda tally: _mean(tally.memory_sum, tally.memory_count),
-    "instanceCount": lambda tally: tally.instances,
-}

@@ -128,6 +128,9 @@ class ServedModel:
         self.close()
 
 
+WARMUP_SIZE = 64
+
+
 def load_model(
     directory: Path,
     backend: str = "auto",
@@ -136,5 +139,12 @@ def load_model(
     threads: int | None = None,
     precision: str = "f32",
 ) -> ServedModel:
-    """Load a served-model directory (same as ServedModel.from_path)."""
-    return ServedModel.from_path(directory, backend, device=device, threads=threads, precision=precision)
+    """Load a served-model directory (same as ServedModel.from_path) and run it once, alone.
+
+    The first inference must not run on two threads at once: OpenVINO's Python binding initialises a static
+    in its first ``infer`` while holding the GIL, and a second thread entering it meanwhile deadlocks the
+    process (seen with concurrent first requests). One warm-up call here, before the model is shared, also
+    moves the runtime's lazy initialisation out of the first request."""
+    model = ServedModel.from_path(directory, backend, device=device, threads=threads, precision=precision)
+    model.predict([np.zeros((WARMUP_SIZE, WARMUP_SIZE, 3), dtype=np.uint8)], PredictOptions(imgsz=WARMUP_SIZE))
+    return model
