@@ -183,6 +183,9 @@ async def _serve(spec: ReplicaSpec) -> None:
         sys.exit(3)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it, a response's second write waits for the client's delayed
+    # ACK (about 40 ms per request, measured with httpx and aiohttp clients).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     config = uvicorn.Config(
