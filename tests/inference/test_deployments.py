@@ -41,6 +41,7 @@ FAST = {
     "max_ongoing_requests": 2,
 }
 READY_TIMEOUT = 60.0
+LOAD_TIMEOUT = 60.0
 
 
 def process_mechanics_only_once(served: Served) -> None:
@@ -270,9 +271,12 @@ class TestScaling:
             seen: set[int] = set()
             replicas: set[str] = set()
 
+            # Load until the second replica has answered too (it needs a moment to start on a busy machine).
+            deadline = time.monotonic() + LOAD_TIMEOUT
+
             async def worker() -> list[int]:
-                codes = []
-                for _ in range(8):
+                codes: list[int] = []
+                while len(codes) < 8 or (len(replicas) < 2 and time.monotonic() < deadline):
                     response = await predict(http, served, "elastic")
                     codes.append(response.status_code)
                     replicas.add(response.headers.get("x-yolostack-replica", ""))
@@ -282,7 +286,7 @@ class TestScaling:
             codes = [code for batch in await asyncio.gather(*(worker() for _ in range(6))) for code in batch]
             assert codes == [200] * len(codes)
             assert max(seen) == 2, f"replica counts seen under load: {sorted(seen)}"
-            assert len(replicas) >= 2
+            assert len(replicas) >= 2, f"answered by {sorted(replicas)}"
 
             idle = await wait_until(
                 lambda: get_deployment(http, alice, "elastic"), lambda d: d["instances"] == 0, 30, "scale to zero"
