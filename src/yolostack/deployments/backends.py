@@ -12,9 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import httpx
+
 from yolostack.config import InferenceSettings
+from yolostack.deployments.replica import REPLICA_HEADER
 
 Phase = Literal["deploying", "ready", "failed", "absent"]
+
+
+# What the relay passes on to a replica of what the caller sent (the body goes as is).
+FORWARDED_HEADERS = ("content-type", "x-yolostack-default-iou", "x-request-id")
+
+
+def forwarded_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() in FORWARDED_HEADERS}
 
 
 class ReplicaUnavailable(Exception):
@@ -64,6 +75,15 @@ class Forwarded:
     status_code: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, response: httpx.Response, replica: str | None = None) -> Forwarded:
+        """The answer's status, body, content type and replica header (``replica`` when it has none)."""
+        headers = {"content-type": response.headers.get("content-type", "application/json")}
+        named = response.headers.get(REPLICA_HEADER, replica)
+        if named is not None:
+            headers[REPLICA_HEADER] = named
+        return cls(status_code=response.status_code, body=response.content, headers=headers)
 
 
 class EventSink(Protocol):

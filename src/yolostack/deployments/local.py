@@ -37,9 +37,10 @@ from yolostack.deployments.backends import (
     Phase,
     ReplicaPlan,
     ReplicaUnavailable,
+    forwarded_headers,
 )
 from yolostack.deployments.processes import ReplicaProcesses, drain, terminate
-from yolostack.deployments.replica import REPLICA_HEADER, ReplicaSpec
+from yolostack.deployments.replica import ReplicaSpec
 
 GIB = 1024**3
 LOOK_BACK_SECONDS = 2.0
@@ -48,7 +49,6 @@ KILL_AFTER_SECONDS = 5.0
 # A generation whose replicas failed to start this many times is failed.
 START_FAILURES = 2
 FORWARD_ATTEMPTS = 3
-FORWARDED_HEADERS = ("content-type", "x-yolostack-default-iou", "x-request-id")
 
 
 @dataclass(eq=False)
@@ -182,7 +182,7 @@ class LocalBackend:
             raise ReplicaUnavailable("the deployment is not running")
         deployment.inflight += 1
         deployment.last_request = time.monotonic()
-        sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_HEADERS}
+        sent = forwarded_headers(headers)
         deadline = time.monotonic() + self.settings.queue_timeout_seconds
         try:
             for _ in range(FORWARD_ATTEMPTS):
@@ -198,9 +198,7 @@ class LocalBackend:
                     continue
                 finally:
                     await self._release(deployment, replica)
-                out = {"content-type": response.headers.get("content-type", "application/json")}
-                out[REPLICA_HEADER] = response.headers.get(REPLICA_HEADER, replica.id)
-                return Forwarded(status_code=response.status_code, body=response.content, headers=out)
+                return Forwarded.of(response, replica.id)
             raise ReplicaUnavailable("every replica tried dropped the request")
         finally:
             deployment.inflight -= 1

@@ -38,6 +38,7 @@ from yolostack.deployments.backends import (
     Phase,
     ReplicaPlan,
     ReplicaUnavailable,
+    forwarded_headers,
 )
 from yolostack.deployments.replica import REPLICA_HEADER
 
@@ -46,7 +47,6 @@ IMPORT_PATH = "yolostack.deployments.serve_app:build"
 # The name of serve_app's deployment (the config's deployment options are matched to it by name).
 DEPLOYMENT_NAME = "replica"
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-FORWARDED_HEADERS = ("content-type", "x-yolostack-default-iou", "x-request-id")
 # Answers of Serve itself (not of a replica: those carry REPLICA_HEADER) that mean "not yet, try again":
 # 404 before the proxy knows the route, 503 while no replica can take it, 500/502 when one died mid-request.
 RETRIED_STATUSES = frozenset({404, 500, 502, 503})
@@ -159,7 +159,7 @@ class RayServeBackend:
         method: str = "POST",
         path: str = "/predict",
     ) -> Forwarded:
-        sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_HEADERS}
+        sent = forwarded_headers(headers)
         deadline = time.monotonic() + self.settings.queue_timeout_seconds
         delay = 0.05
         while True:
@@ -178,10 +178,7 @@ class RayServeBackend:
                 reason = f"Ray Serve at {self.serve_url} does not answer ({type(error).__name__})"
             else:
                 if REPLICA_HEADER in response.headers or response.status_code not in RETRIED_STATUSES:
-                    out = {"content-type": response.headers.get("content-type", "application/json")}
-                    if REPLICA_HEADER in response.headers:
-                        out[REPLICA_HEADER] = response.headers[REPLICA_HEADER]
-                    return Forwarded(status_code=response.status_code, body=response.content, headers=out)
+                    return Forwarded.of(response)
                 reason = f"Ray Serve answered HTTP {response.status_code}"
             if time.monotonic() + delay > deadline:
                 raise ReplicaUnavailable(f"no replica took the request within the queue timeout: {reason}")
