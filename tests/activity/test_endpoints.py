@@ -207,13 +207,13 @@ class TestListActivity:
     async def test_start_after_end_is_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:
         params = {"startDate": "2026-01-03T00:00:00Z", "endDate": "2026-01-02T00:00:00Z"}
         response = await client.get(ACTIVITY, params=params, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     @pytest.mark.parametrize("params", [{"startDate": "yesterday"}, {"endDate": "2026-13-01"}], ids=str)
     async def test_malformed_date_is_validation_error(
         self, client: httpx.AsyncClient, alice: User, params: dict[str, str]
     ) -> None:
-        body = assert_error(await client.get(ACTIVITY, params=params, headers=alice.headers), 400, "VALIDATION_ERROR")
+        body = assert_error(await client.get(ACTIVITY, params=params, headers=alice.headers), 422, "VALIDATION_ERROR")
         (field,) = params
         assert field in body["error"]["message"]
 

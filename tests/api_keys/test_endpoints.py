@@ -152,7 +152,7 @@ class TestCreateApiKey:
         response = await client.post(
             KEYS, json={"name": "old", "expiresAt": iso(utcnow() - timedelta(minutes=1))}, headers=alice.headers
         )
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"] == [{"field": "expiresAt"}]
 
     async def test_naive_expiry_is_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:

@@ -164,11 +164,11 @@ class TestDecompressionBombImage:
 
 class TestUploadFilename:
     @pytest.mark.parametrize("filename", ["data.rar", "data.zip.exe", "photo.jpg", "labels.json", "zip"])
-    async def test_non_archive_name_is_400(self, client: httpx.AsyncClient, alice: User, filename: str) -> None:
+    async def test_non_archive_name_is_422(self, client: httpx.AsyncClient, alice: User, filename: str) -> None:
         dataset_id = await create_dataset(client, alice, "names")
         response = await client.post(
             "/api/upload/signed-url",
             headers=alice.headers,
             json={"assetType": "datasets", "assetId": dataset_id, "filename": filename, "totalBytes": 10},
         )
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")

@@ -208,7 +208,7 @@ class TestUpdateImage:
         for label in invalid:
             labels = [{"classId": 0, "bbox": [0.5, 0.5, 0.1, 0.1]}, label]
             response = await client.patch(f"{IMAGES}/{image['id']}", headers=alice.headers, json={"labels": labels})
-            body = assert_error(response, 400, "VALIDATION_ERROR")
+            body = assert_error(response, 422, "VALIDATION_ERROR")
             assert body["error"]["message"].startswith("labels[1]"), label
         assert ok(await client.get(f"{IMAGES}/{image['id']}", headers=alice.headers))["labels"] == image["labels"]
         assert (await dataset_of(client, alice, "cars"))["version"] == before["version"]

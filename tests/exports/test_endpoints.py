@@ -87,7 +87,7 @@ class TestCreateExport:
         self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]
     ) -> None:
         response = await client.post(EXPORTS, json={"modelId": detector["id"], "format": "pt"}, headers=alice.headers)
-        error = assert_error(response, 400, "VALIDATION_ERROR")["error"]
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
         for name in SEED_AND_SDK:
             assert name in error["message"]
         assert error["details"][0]["accepted"] == list(formats.ACCEPTED)
@@ -188,7 +188,7 @@ class TestCreateExport:
     async def test_malformed_body_is_a_validation_error(
         self, client: httpx.AsyncClient, alice: User, body: dict[str, Any], field: str
     ) -> None:
-        error = assert_error(await client.post(EXPORTS, json=body, headers=alice.headers), 400, "VALIDATION_ERROR")
+        error = assert_error(await client.post(EXPORTS, json=body, headers=alice.headers), 422, "VALIDATION_ERROR")
         assert error["error"]["details"][0]["field"] == field
 
     async def test_key_without_the_exports_scope_is_403(
@@ -240,7 +240,7 @@ class TestExportArguments:
     ) -> None:
         if not exportable(fmt):
             pytest.skip(f"{fmt} cannot be exported on this machine")
-        error = assert_error(await self.post(client, alice, detector, fmt, **args), 400, "VALIDATION_ERROR")["error"]
+        error = assert_error(await self.post(client, alice, detector, fmt, **args), 422, "VALIDATION_ERROR")["error"]
         assert fragment in error["message"]
         assert ok(await client.get(EXPORTS, headers=alice.headers))["data"] == []
 
@@ -281,7 +281,7 @@ class TestListExports:
         body = ok(await client.get(exports_path(detector), params={"limit": 1}, headers=alice.headers))
         assert [item["id"] for item in body["exports"]] == [queued]
         response = await client.get(exports_path(detector), params={"status": "done"}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_other_accounts_model_is_404(
         self, client: httpx.AsyncClient, bob: User, detector: dict[str, Any]

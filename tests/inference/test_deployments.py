@@ -442,13 +442,13 @@ class TestMetricsAndLogs:
             bad = await http.post(
                 f"/api/deployments/{alice.username}/counted/predict", headers=alice.headers, data={"imgsz": "64"}
             )
-            assert_error(bad, 400, "VALIDATION_ERROR")
+            assert_error(bad, 422, "VALIDATION_ERROR")
 
             base = f"/api/deployments/{alice.username}/counted/metrics"
             full = ok(await http.get(base, headers=alice.headers, params={"range": "1h"}))
             summary = full["summary"]
             assert summary["totalRequests"] == 6
-            assert summary["errorCount"] == 0  # a 400 is the caller's error, not the deployment's
+            assert summary["errorCount"] == 0  # a 422 is the caller's error, not the deployment's
             assert 0 < summary["p50LatencyMs"] <= summary["p95LatencyMs"] <= summary["p99LatencyMs"]
             assert sum(point["value"] for point in full["timeSeries"]["requests"]) == 6
             assert max(point["value"] for point in full["timeSeries"]["instanceCount"]) == 1
@@ -466,11 +466,11 @@ class TestMetricsAndLogs:
             assert spark["totalRequests"] == 6
             overview = ok(await http.get(base, headers=alice.headers, params={"view": "overview"}))
             assert set(overview["timeSeries"]) == {"requests", "errors", "latencyP95"}
-            assert_error(await http.get(base, headers=alice.headers, params={"range": "2y"}), 400, "VALIDATION_ERROR")
+            assert_error(await http.get(base, headers=alice.headers, params={"range": "2y"}), 422, "VALIDATION_ERROR")
 
             requests = [entry for entry in await logs(http, alice, "counted", limit=1000) if "httpRequest" in entry]
             assert len(requests) == 6
-            assert {entry["httpRequest"]["status"] for entry in requests} == {200, 400}
+            assert {entry["httpRequest"]["status"] for entry in requests} == {200, 422}
             warnings = await logs(http, alice, "counted", severity="WARNING")
             assert len(warnings) == 1
 
@@ -566,7 +566,7 @@ class TestAccess:
                 ({"deployment": "region", "region": "Mars Base"}, "region"),
             ):
                 response = await http.post(owner, headers=alice.headers, json={**base, **extra})
-                error = assert_error(response, 400, "VALIDATION_ERROR")["error"]
+                error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
                 assert error["details"][0]["field"] == field
             empty = await http.post(
                 owner, headers=alice.headers, json={**base, "deployment": "empty", "project": "cars", "model": "empty"}
@@ -580,7 +580,7 @@ class TestAccess:
             )
             for body in ({"action": "teleport"}, {"action": "camera", "url": "rtsp://x"}, {}):
                 assert_error(
-                    await http.patch(f"{owner}/twice", headers=alice.headers, json=body), 400, "VALIDATION_ERROR"
+                    await http.patch(f"{owner}/twice", headers=alice.headers, json=body), 422, "VALIDATION_ERROR"
                 )
             renamed = ok(await http.patch(f"{owner}/twice", headers=alice.headers, json={"name": "Twice Renamed"}))
             assert renamed["deployment"]["deployment"] == "twice-renamed"

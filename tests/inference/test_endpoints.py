@@ -157,7 +157,7 @@ class TestPredictResults:
 
 
 class TestPredictParameters:
-    """Ranges are checked before the model is needed: a model without weights answers them with 400, not 409."""
+    """Ranges are checked before the model is needed: a model without weights answers them with 422, not 409."""
 
     @pytest.mark.parametrize(
         ("name", "value"),
@@ -186,7 +186,7 @@ class TestPredictParameters:
     ) -> None:
         path, _ = four_routes(stack.empty.id, stack.empty.ref)[route]
         form = image_form(small_image, **{name: value})
-        body = assert_error(await stack.client.post(path, headers=stack.alice.headers, **form), 400, "VALIDATION_ERROR")
+        body = assert_error(await stack.client.post(path, headers=stack.alice.headers, **form), 422, "VALIDATION_ERROR")
         assert body["error"]["details"]["field"] == name
 
     async def test_boundaries_are_accepted(self, stack: Stack) -> None:
@@ -199,7 +199,7 @@ class TestPredictParameters:
     async def test_json_body_is_refused(self, stack: Stack) -> None:
         path = f"/api/models/{stack.empty.id}/predict"
         response = await stack.client.post(path, headers=stack.alice.headers, json={"conf": 0.5})
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
 
 class TestPredictInputs:
@@ -208,7 +208,7 @@ class TestPredictInputs:
     @pytest.mark.parametrize("route", ROUTES)
     async def test_missing_file_and_source_is_refused(self, served: Served, route: str) -> None:
         response = await served.client.post(route_path(served, route), headers=served.alice.headers, data=PARAMS)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert "source" in body["error"]["message"]
 
     @pytest.mark.parametrize(
@@ -222,19 +222,19 @@ class TestPredictInputs:
     async def test_undecodable_upload_is_refused(self, served: Served, filename: str, content: bytes) -> None:
         files = {"file": (filename, content, "image/jpeg")}
         response = await served.client.post(served.seed_path, headers=served.alice.headers, files=files, data=PARAMS)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"] == {"field": "file"}
 
     async def test_truncated_jpeg_is_refused(self, served: Served, samples: Samples) -> None:
         data = samples.square.read_bytes()
         files = {"file": ("cut.jpg", data[: len(data) // 2], "image/jpeg")}
         response = await served.client.post(served.client_path, headers=served.alice.headers, files=files, data=PARAMS)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_bomb_names_the_pixel_limit(self, served: Served) -> None:
         files = {"file": ("bomb.png", png_claiming(30_000, 30_000), "image/png")}
         response = await served.client.post(served.client_path, headers=served.alice.headers, files=files)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert "pixels" in body["error"]["message"]
 
     async def test_image_over_the_size_limit_is_413(self, served: Served, samples: Samples, small_image: Path) -> None:
@@ -318,7 +318,7 @@ class TestPredictSource:
         url = image_server.url() if source == "loopback" else source
         data = {"source": url, **PARAMS}
         response = await served.client.post(served.client_path, headers=served.alice.headers, data=data)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"] == {"field": "source"}
         assert image_server.hits == []
 
@@ -349,7 +349,7 @@ class TestPredictSource:
         async with serve(served, inference={"allow_private_sources": True}) as http:
             data = {"source": image_server.url("/missing.jpg")}
             response = await http.post(served.client_path, headers=served.alice.headers, data=data)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
         assert image_server.hits == ["/missing.jpg"]
 
 

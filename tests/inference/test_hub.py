@@ -101,16 +101,16 @@ class TestHubRequest:
     """What is decided before the model is needed: the ``model`` field and the parameter ranges."""
 
     @pytest.mark.parametrize("model", [None, "", "   "])
-    async def test_missing_model_is_400(self, stack: Stack, small_image: Path, model: str | None) -> None:
+    async def test_missing_model_is_422(self, stack: Stack, small_image: Path, model: str | None) -> None:
         extra = {} if model is None else {"model": model}
         response = await stack.client.post("/", headers=stack.alice.headers, **image_form(small_image, **extra))
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert "model" in body["error"]["message"]
 
     @pytest.mark.parametrize("model", ["ul://alice/cars", "ul://alice//empty", "ul://a/b/c/d"])
-    async def test_malformed_ul_reference_is_400(self, stack: Stack, small_image: Path, model: str) -> None:
+    async def test_malformed_ul_reference_is_422(self, stack: Stack, small_image: Path, model: str) -> None:
         response = await stack.client.post("/", headers=stack.alice.headers, **image_form(small_image, model=model))
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     @pytest.mark.parametrize(("name", "value"), [("iou", "0.96"), ("iou", "-0.1"), ("conf", "0"), ("imgsz", "2000")])
     @pytest.mark.parametrize("route", ["hub", "hub-legacy"])
@@ -126,7 +126,7 @@ class TestHubRequest:
         response = await stack.client.post(
             path, headers=stack.alice.headers, **image_form(small_image, **extra, **{name: value})
         )
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"]["field"] == name
 
     async def test_ul_reference_resolves_by_slug(self, stack: Stack, small_image: Path) -> None:

@@ -117,20 +117,20 @@ class TestBrokenVideo:
         """OpenCV's mp4 writer puts the index (``moov``) last: half a file has no readable frame at all."""
         data = mp4.path.read_bytes()
         response = await predict_video(served.client, served.client_path, served, mp4.files(data[: len(data) // 2]))
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"] == {"field": "file"}
 
     @pytest.mark.parametrize("container", list(CODECS))
     async def test_truncated_video_is_refused_or_cut_short(
         self, served: Served, tmp_path: Path, container: str
     ) -> None:
-        """What survives a cut is never a 500: either a 400, or the frames before the cut, as in the whole video."""
+        """What survives a cut is never a 500: either a 422, or the frames before the cut, as in the whole video."""
         clip = write_clip(served, tmp_path, container)
         data = clip.path.read_bytes()
         whole = ok(await predict_video(served.client, served.client_path, served, clip.files()))
         response = await predict_video(served.client, served.client_path, served, clip.files(data[: len(data) // 2]))
-        if response.status_code == 400:
-            assert_error(response, 400, "VALIDATION_ERROR")
+        if response.status_code == 422:
+            assert_error(response, 422, "VALIDATION_ERROR")
             return
         body = ok(response)
         count = body["metadata"]["imageCount"]
@@ -145,14 +145,14 @@ class TestBrokenVideo:
     async def test_garbage_with_a_video_name_is_refused(self, served: Served) -> None:
         files = {"file": ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500, "video/mp4")}
         response = await predict_video(served.client, served.client_path, served, files)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
 
 class TestVideoLimits:
     async def test_more_frames_than_allowed_is_refused(self, served: Served, mp4: Clip) -> None:
         async with serve(served, inference={"max_video_frames": FRAMES - 1}) as http:
             response = await predict_video(http, served.client_path, served, mp4.files())
-            body = assert_error(response, 400, "VALIDATION_ERROR")
+            body = assert_error(response, 422, "VALIDATION_ERROR")
             assert str(FRAMES - 1) in body["error"]["message"]
             # The limit counts the frames that would be predicted: every third frame fits.
             body = ok(await predict_video(http, served.client_path, served, mp4.files(), vid_stride=3))

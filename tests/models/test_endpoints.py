@@ -28,7 +28,7 @@ from yolostack.core.db import Database
 
 def assert_validation_error(response: httpx.Response) -> None:
     """The spec allows either status for a ``VALIDATION_ERROR``."""
-    assert response.status_code in (400, 422), response.text
+    assert response.status_code == 422, response.text
     assert_error(response, response.status_code, "VALIDATION_ERROR")
 
 
@@ -362,9 +362,9 @@ class TestUpdateModel:
         assert model["metrics"] == {"metrics/mAP50(B)": 0.7}
         assert model["slug"] == "detector"
 
-    async def test_starred_is_400(self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]) -> None:
+    async def test_starred_is_422(self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]) -> None:
         response = await client.patch(f"{MODELS}/alice/cars/detector", json={"starred": True}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_name_of_another_model_is_409(
         self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]
@@ -379,11 +379,11 @@ class TestUpdateModel:
         response = await client.patch(f"{MODELS}/alice/cars/detector", json={"name": None}, headers=alice.headers)
         assert_validation_error(response)
 
-    async def test_name_without_letters_is_400(
+    async def test_name_without_letters_is_422(
         self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]
     ) -> None:
         response = await client.patch(f"{MODELS}/alice/cars/detector", json={"name": "!!!"}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_records_activity(self, client: httpx.AsyncClient, alice: User, detector: dict[str, Any]) -> None:
         ok(await client.patch(f"{MODELS}/alice/cars/detector", json={"description": "x"}, headers=alice.headers))

@@ -118,23 +118,23 @@ class TestUploadModel:
         assert first["downloadUrl"].endswith("/last.pt")
 
     @pytest.mark.parametrize("filename", ["weights.onnx", "best.pt.zip", "best", "notes.txt"])
-    async def test_file_that_is_not_a_pt_is_400(
+    async def test_file_that_is_not_a_pt_is_422(
         self, client: httpx.AsyncClient, alice: User, cars: str, filename: str
     ) -> None:
-        assert_error(await upload_model(client, alice, cars, filename=filename), 400, "VALIDATION_ERROR")
+        assert_error(await upload_model(client, alice, cars, filename=filename), 422, "VALIDATION_ERROR")
         assert ok(await client.get(MODELS, headers=alice.headers))["data"] == []
 
-    async def test_missing_file_is_400(self, client: httpx.AsyncClient, alice: User, cars: str) -> None:
+    async def test_missing_file_is_422(self, client: httpx.AsyncClient, alice: User, cars: str) -> None:
         response = await client.post(
             MODELS, data={"projectId": cars, "name": "x"}, files={"other": ("a.bin", b"1")}, headers=alice.headers
         )
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
-    async def test_missing_project_id_is_400(self, client: httpx.AsyncClient, alice: User, cars: str) -> None:
+    async def test_missing_project_id_is_422(self, client: httpx.AsyncClient, alice: User, cars: str) -> None:
         response = await client.post(
             MODELS, data={"name": "x"}, files={"file": ("best.pt", WEIGHTS)}, headers=alice.headers
         )
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_unknown_project_is_404(self, client: httpx.AsyncClient, alice: User) -> None:
         assert_error(await upload_model(client, alice, "project_missing"), 404, "NOT_FOUND")
@@ -182,7 +182,7 @@ class TestAttachWeights:
     async def test_file_that_is_not_a_pt_is_refused(
         self, client: httpx.AsyncClient, alice: User, empty_model: str, filename: str
     ) -> None:
-        assert_error(await open_upload(client, alice, empty_model, filename=filename), 400, "VALIDATION_ERROR")
+        assert_error(await open_upload(client, alice, empty_model, filename=filename), 422, "VALIDATION_ERROR")
 
     async def test_completing_twice_is_idempotent(
         self, client: httpx.AsyncClient, alice: User, empty_model: str

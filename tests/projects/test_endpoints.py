@@ -475,7 +475,7 @@ class TestUpdateProject:
     async def test_name_without_letters_is_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:
         await create_project(client, alice, "cars")
         response = await client.patch(f"{PROJECTS}/alice/cars", json={"name": "!!!"}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_other_account_gets_404(self, client: httpx.AsyncClient, alice: User, bob: User) -> None:
         await create_project(client, alice, "cars")

@@ -110,7 +110,7 @@ class TestStartTraining:
     ) -> None:
         if "trainArgs" in body and "modelId" not in str(message):
             body = {"modelId": model["id"], **body}
-        error = assert_error(await start(client, alice, body), 400, "VALIDATION_ERROR")
+        error = assert_error(await start(client, alice, body), 422, "VALIDATION_ERROR")
         assert message in error["error"]["message"]
 
     async def test_unknown_dataset_is_404(self, client: httpx.AsyncClient, alice: User, model: dict[str, Any]) -> None:

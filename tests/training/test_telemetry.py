@@ -173,8 +173,8 @@ class TestRunEvents:
         assert_error(staged, 404, "NOT_FOUND")
 
     async def test_unknown_event_and_missing_model_id(self, client: httpx.AsyncClient, alice: User) -> None:
-        assert_error(await send(client, alice, "exploded", {}), 400, "VALIDATION_ERROR")
-        assert_error(await send(client, alice, "epoch_end", {"epoch": 0}), 400, "VALIDATION_ERROR")
+        assert_error(await send(client, alice, "exploded", {}), 422, "VALIDATION_ERROR")
+        assert_error(await send(client, alice, "epoch_end", {"epoch": 0}), 422, "VALIDATION_ERROR")
 
     async def test_needs_a_key(self, client: httpx.AsyncClient) -> None:
         assert_error(await client.post(METRICS, json={"event": "epoch_end", "data": {}}), 401, "UNAUTHORIZED")

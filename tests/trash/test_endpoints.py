@@ -199,7 +199,7 @@ class TestPreviewTrash:
     async def test_needs_a_type(self, client: httpx.AsyncClient, alice: User, type_: str | None) -> None:
         project_id = await create_project(client, alice, "alpha")
         params = {"id": project_id} if type_ is None else {"id": project_id, "type": type_}
-        assert_error(await client.get(TRASH, params=params, headers=alice.headers), 400, "VALIDATION_ERROR")
+        assert_error(await client.get(TRASH, params=params, headers=alice.headers), 422, "VALIDATION_ERROR")
 
     async def test_unknown_id_is_404(self, client: httpx.AsyncClient, alice: User) -> None:
         params = {"id": "project_doesnotexist", "type": "project"}

@@ -286,24 +286,24 @@ class TestCompleteUpload:
         assert again["file"] == first["file"]
         assert len(await activity_events(client, alice, "upload.completed")) == 1
 
-    async def test_wrong_checksum_is_400(self, client: httpx.AsyncClient, alice: User, model_id: str) -> None:
+    async def test_wrong_checksum_is_422(self, client: httpx.AsyncClient, alice: User, model_id: str) -> None:
         session_id = await uploaded(client, alice, model_id)
         wrong = hashlib.sha256(b"other").hexdigest()
-        assert_error(await complete(client, alice, session_id, checksum=wrong), 400, "VALIDATION_ERROR")
+        assert_error(await complete(client, alice, session_id, checksum=wrong), 422, "VALIDATION_ERROR")
         assert await activity_events(client, alice, "upload.completed") == []
 
     async def test_wrong_md5_is_400(self, client: httpx.AsyncClient, alice: User, model_id: str) -> None:
         session_id = await uploaded(client, alice, model_id)
         wrong = hashlib.md5(b"other").hexdigest()
-        assert_error(await complete(client, alice, session_id, md5=wrong), 400, "VALIDATION_ERROR")
+        assert_error(await complete(client, alice, session_id, md5=wrong), 422, "VALIDATION_ERROR")
 
-    async def test_size_other_than_total_bytes_is_400(
+    async def test_size_other_than_total_bytes_is_422(
         self, client: httpx.AsyncClient, alice: User, model_id: str
     ) -> None:
         opened = await open_upload(client, alice, model_id)
         ok(await put_bytes(client, opened, DATA[:-1]))
         response = await complete(client, alice, opened["sessionId"], checksum=hashlib.sha256(DATA[:-1]).hexdigest())
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_before_put_is_409(self, client: httpx.AsyncClient, alice: User, model_id: str) -> None:
         opened = await open_upload(client, alice, model_id)

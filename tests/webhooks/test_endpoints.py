@@ -60,17 +60,17 @@ class TestCreateWebhook:
         created = await create_webhook(client, alice, events=["training.epoch", "export.completed", "training.epoch"])
         assert created["events"] == ["training.epoch", "export.completed"]
 
-    async def test_unknown_event_is_400(self, client: httpx.AsyncClient, alice: User) -> None:
+    async def test_unknown_event_is_422(self, client: httpx.AsyncClient, alice: User) -> None:
         response = await client.post(
             WEBHOOKS, json={"url": RECEIVER, "events": ["training.started", "model.deleted"]}, headers=alice.headers
         )
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert "model.deleted" in body["error"]["message"]
         assert body["error"]["details"][0]["field"] == "events"
 
-    async def test_no_events_is_400(self, client: httpx.AsyncClient, alice: User) -> None:
+    async def test_no_events_is_422(self, client: httpx.AsyncClient, alice: User) -> None:
         response = await client.post(WEBHOOKS, json={"url": RECEIVER, "events": []}, headers=alice.headers)
-        assert_error(response, 400, "VALIDATION_ERROR")
+        assert_error(response, 422, "VALIDATION_ERROR")
 
     async def test_missing_url_is_a_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:
         response = await client.post(WEBHOOKS, json={"events": ALL_EVENTS}, headers=alice.headers)
@@ -87,9 +87,9 @@ class TestCreateWebhook:
             "http://no-such-host.invalid/hooks",
         ],
     )
-    async def test_bad_url_is_400(self, client: httpx.AsyncClient, alice: User, url: str) -> None:
+    async def test_bad_url_is_422(self, client: httpx.AsyncClient, alice: User, url: str) -> None:
         response = await client.post(WEBHOOKS, json={"url": url, "events": ALL_EVENTS}, headers=alice.headers)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"][0]["field"] == "url"
 
     async def test_records_activity(self, client: httpx.AsyncClient, alice: User) -> None:
@@ -143,7 +143,7 @@ class TestServerSideRequestForgery:
     ) -> None:
         forbid_private(app, monkeypatch)
         response = await client.post(WEBHOOKS, json={"url": url, "events": ALL_EVENTS}, headers=alice.headers)
-        body = assert_error(response, 400, "VALIDATION_ERROR")
+        body = assert_error(response, 422, "VALIDATION_ERROR")
         assert body["error"]["details"][0]["field"] == "url"
         assert ok(await client.get(WEBHOOKS, headers=alice.headers))["data"] == []
 

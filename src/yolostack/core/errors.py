@@ -35,7 +35,9 @@ class AppError(Exception):
 
 
 class BadRequest(AppError):
-    status_code = 400
+    """A request the server understood but whose values break a rule: 422 like every validation error."""
+
+    status_code = 422
     code = "VALIDATION_ERROR"
     default_message = "Invalid request"
 
