@@ -34,8 +34,11 @@ class PeriodicTask:
             except Exception:
                 # One failed round must not end the loop; the next one tries again.
                 logger.exception("periodic task %s failed", self.name)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
+            # event is set (a wake() at shutdown), and stop() then waited for ever (CI hung 615 s in a teardown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def stop(self) -> None:
