@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from yolostack.inference.fetch import FetchedSource, SourceFetchError, fetch_source, is_public_address
+from yolostack.inference.fetch import FetchedSource, SourceFetchError, fetch_source
 
 LOOPBACK_ONLY = [ipaddress.ip_network("127.0.0.1/32")]
 BIG = b"x" * 200_000
@@ -285,17 +285,3 @@ class TestPinnedPublicAddress:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             fetched = await fetch("https://cdn.example/", resolver=resolver, client=client)
         assert fetched.filename == "source.mp4"
-
-
-@pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("8.8.8.8", True),
-        ("2606:4700::1111", True),
-        ("100.64.1.1", False),
-        ("::ffff:10.0.0.1", False),
-        ("240.0.0.1", False),
-    ],
-)
-def test_is_public_address(address: str, public: bool) -> None:
-    assert is_public_address(ipaddress.ip_address(address)) is public

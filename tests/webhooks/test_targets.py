@@ -7,7 +7,7 @@ import ipaddress
 import httpx
 import pytest
 
-from yolostack.inference.fetch import Resolver
+from yolostack.core.urls import Resolver
 from yolostack.webhooks.targets import TargetRefused, vet_url
 
 

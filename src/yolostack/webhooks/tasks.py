@@ -25,7 +25,7 @@ from yolostack.config import WebhookSettings
 from yolostack.core.db import Database
 from yolostack.core.ids import new_id
 from yolostack.core.timeutil import utcnow
-from yolostack.inference.fetch import Resolver
+from yolostack.core.urls import Resolver
 from yolostack.tables import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 from yolostack.webhooks.repository import DeliveryRepository
 from yolostack.webhooks.targets import TargetRefused, vet_url
