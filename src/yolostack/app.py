@@ -6,8 +6,10 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Literal
 
 from fastapi import FastAPI, Request, Response
+from pydantic import Field
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -24,6 +26,8 @@ from yolostack.core.errors import (
     handle_unexpected_error,
     install_error_handlers,
 )
+from yolostack.core.openapi import install_openapi
+from yolostack.core.responses import Body, ClientResponse, ErrorResponse, client
 from yolostack.datasets.tasks import IngestWorker
 from yolostack.deployments.endpoints import service_router as deployment_service_router
 from yolostack.deployments.setup import create_deployment_backend
@@ -118,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="yolostack",
         version=__version__,
         summary="Self-hosted Ultralytics Platform and HUB Inference API",
-        docs_url="/api/docs",
+        # Swagger UI (/api/docs) and ReDoc (/api/redoc) are served from local assets by install_openapi.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
@@ -127,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app, needs_key=needs_key)
     app.middleware("http")(_request_context)
     app.include_router(api_router)
     # Signed links: outside /api, no key (the signature is the permission), never rate-limited.
@@ -177,13 +183,33 @@ async def _request_context(request: Request, call_next: Callable[[Request], Awai
     return response
 
 
-def _add_health_routes(app: FastAPI) -> None:
-    @app.get("/health", tags=["health"])
-    async def health() -> dict[str, object]:
-        """Liveness: the process answers."""
-        return {"success": True, "status": "ok", "version": __version__}
+class Health(ClientResponse):
+    status: Literal["ok"] = "ok"
+    version: str
 
-    @app.get("/ready", tags=["health"], response_model=None)
+
+class Ready(ClientResponse):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str] = Field(description="Each dependency and 'ok'")
+
+
+class NotReady(ErrorResponse):
+    status: Literal["not ready"] = "not ready"
+    checks: dict[str, str] = Field(description="Each dependency and 'ok' or 'unavailable'")
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["health"], response_model=Health)
+    async def health() -> Body:
+        """Liveness: the process answers."""
+        return client(status="ok", version=__version__)
+
+    @app.get(
+        "/ready",
+        tags=["health"],
+        response_model=None,
+        responses={200: {"model": Ready}, 503: {"model": NotReady, "description": "A dependency is unavailable"}},
+    )
     async def ready(request: Request) -> JSONResponse:
         """Readiness: the database (and Redis, when configured) answer."""
         checks: dict[str, str] = {}

@@ -54,7 +54,7 @@ def read_api_key(request: Request) -> str | None:
 
 
 # /api routes that take no key: the interactive docs (signed links and the like arrive with later domains).
-PUBLIC_API_PREFIXES: tuple[str, ...] = ("/api/docs",)
+PUBLIC_API_PREFIXES: tuple[str, ...] = ("/api/docs", "/api/redoc")
 MISSING_KEY_MESSAGE = "Missing API key: send 'Authorization: Bearer ul_…' or 'x-api-key'"
 
 
