@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Literal
 
 from fastapi import FastAPI, Request, Response
@@ -28,24 +27,26 @@ from yolostack.core.errors import (
 )
 from yolostack.core.openapi import install_openapi
 from yolostack.core.responses import Body, ClientResponse, ErrorResponse, client
-from yolostack.datasets.tasks import IngestWorker
 from yolostack.deployments.endpoints import service_router as deployment_service_router
-from yolostack.deployments.setup import create_deployment_backend
-from yolostack.deployments.tasks import DeploymentReconciler
-from yolostack.deployments.telemetry import DeploymentTelemetry
 from yolostack.inference.endpoints import hub_router
 from yolostack.inference.service import InferenceService
-from yolostack.models.tasks import ConversionWorker
 from yolostack.storage.backends import create_store
 from yolostack.storage.endpoints import router as files_router
 from yolostack.storage.service import FileLinks
 from yolostack.storage.signing import Signer, load_secret
-from yolostack.trash.service import trash as trash_service
-from yolostack.trash.tasks import purge_expired_trash
 from yolostack.uploads.endpoints import put_router as upload_put_router
-from yolostack.webhooks.tasks import DeliveryWorker
-from yolostack.worker.periodic import PeriodicTask
-from yolostack.worker.setup import create_dispatcher
+from yolostack.worker.registry import WorkerContext, workers
+
+# The modules whose ``tasks.py`` register background workers (worker/registry.py), in start order; the app
+# stops them in reverse order.
+WORKER_MODULES = (
+    "yolostack.trash.tasks",
+    "yolostack.datasets.tasks",
+    "yolostack.models.tasks",
+    "yolostack.jobs.tasks",
+    "yolostack.webhooks.tasks",
+    "yolostack.deployments.tasks",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,64 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = create_rate_limiter(settings.redis_url)
         app.state.database = database
         app.state.rate_limiter = limiter
-        app.state.file_links = _file_links(settings)
-        trash_service.retention = timedelta(days=settings.trash.retention_days)
-        purge = PeriodicTask(
-            "trash.purge",
-            settings.trash.purge_interval_seconds,
-            lambda: purge_expired_trash(database, app.state.file_links.store),
-            initial_delay=settings.trash.purge_initial_delay_seconds,
-        )
-        purge.start()
-        ingest = PeriodicTask("dataset.ingest", 1.0, IngestWorker(database, app.state.file_links).run_pending)
-        ingest.start()
-        app.state.ingest_task = ingest
-        store = app.state.file_links.store
-        conversion = PeriodicTask(
-            "model.convert", 5.0, ConversionWorker(database, store, settings.inference).run_pending
-        )
-        conversion.start()
-        app.state.conversion_task = conversion
-        inference = InferenceService(database, store, settings.inference, settings.data_dir / "engine-cache")
+        app.state.file_links = links = _file_links(settings)
+        inference = InferenceService(database, links.store, settings.inference, settings.data_dir / "engine-cache")
         app.state.inference = inference
-        dispatcher = create_dispatcher(database, settings)
-        dispatch = PeriodicTask("jobs.dispatch", settings.jobs.dispatch_interval_seconds, dispatcher.run_round)
-        dispatch.start()
-        app.state.dispatcher, app.state.dispatch_task = dispatcher, dispatch
-        webhook_worker = DeliveryWorker(database, settings.webhooks)
-        webhook_delivery = PeriodicTask(
-            "webhook.deliver", settings.webhooks.poll_interval_seconds, webhook_worker.run_pending
-        )
-        webhook_delivery.start()
-        app.state.webhook_delivery = webhook_delivery
-        telemetry = DeploymentTelemetry(database, log_requests=settings.deployments.log_requests)
-        backend = create_deployment_backend(settings, telemetry)
-        app.state.deployment_telemetry, app.state.deployment_backend = telemetry, backend
-        reconcile: PeriodicTask | None = None
-        if backend is not None and settings.deployments.run_replicas:
-            signer = app.state.file_links.signer
-            reconciler = DeploymentReconciler(database, backend, telemetry, inference, signer, settings)
-            reconcile = PeriodicTask(
-                "deployments.reconcile", settings.deployments.interval_seconds, reconciler.run_round
-            )
-            reconcile.start()
-            app.state.deployment_task = reconcile
+        context = WorkerContext(settings, database, app.state)
         try:
-            yield
+            # Every background worker, from the registry; stopped (bounded) before what they use is closed.
+            async with workers.running(WORKER_MODULES, context) as running:
+                app.state.workers = running
+                yield
         finally:
-            if reconcile is not None:
-                await reconcile.stop()
-            if backend is not None:
-                await backend.close()
-            await telemetry.flush()
-            await webhook_delivery.stop()
-            await webhook_worker.close()
-            await dispatch.stop()
-            await dispatcher.close()
             await inference.close()
-            await conversion.stop()
-            await ingest.stop()
-            await purge.stop()
             await limiter.close()
             await database.dispose()
 

@@ -41,8 +41,9 @@ async def interrupted_ingest(
                     "targetSplit": None,
                     "conflictPolicy": "skip",
                     "queuedAt": isoformat(utcnow()),
-                    "attempts": attempts,
                 },
+                ingest_job_id="job_crashed",
+                ingest_attempts=attempts,
                 ingest_lease_until=utcnow() + lease_in,
             )
         )

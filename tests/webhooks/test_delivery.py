@@ -26,9 +26,8 @@ from yolostack.core.db import Database
 from yolostack.core.ids import new_id
 from yolostack.core.timeutil import utcnow
 from yolostack.tables import DeliveryStatus, WebhookDelivery
-from yolostack.webhooks.repository import DeliveryRepository
 from yolostack.webhooks.service import webhooks
-from yolostack.webhooks.tasks import DeliveryWorker
+from yolostack.webhooks.tasks import DeliveryWorker, delivery_queue
 
 WEBHOOKS = "/api/webhooks"
 EVENTS: dict[str, dict[str, Any]] = {
@@ -256,11 +255,11 @@ class TestTwoServers:
             assert delivery is not None
             delivery.next_attempt_at = utcnow() + timedelta(hours=1)
         later = utcnow() + timedelta(hours=2)
-        lease = later + timedelta(minutes=1)
+        queue = delivery_queue(WebhookSettings())
         async with database.sessionmaker() as session, session.begin():
-            assert await DeliveryRepository(session).claim(delivery.id, later, lease) is True
+            assert await queue.claim(session, delivery.id, later) is not None
         async with database.sessionmaker() as session, session.begin():
-            assert await DeliveryRepository(session).claim(delivery.id, later, lease) is False
+            assert await queue.claim(session, delivery.id, later) is None
 
     async def test_two_workers_send_each_delivery_once(
         self, client: httpx.AsyncClient, database: Database, alice: User, receiver: Receiver

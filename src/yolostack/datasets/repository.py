@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select
-
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
-from yolostack.tables import Account, Dataset, DatasetImage, DatasetStatus, Visibility
+from yolostack.tables import Account, Dataset, DatasetImage, Visibility
 
 DatasetRow = tuple[Dataset, Account]
 
@@ -60,16 +58,6 @@ class DatasetRepository(Repository):
         self.session.add(dataset)
         await self.session.flush()
         return dataset
-
-    async def queued_ingests(self, now: datetime) -> Sequence[Dataset]:
-        """Every dataset with an ingest waiting, or interrupted (its lease ran out), oldest first."""
-        statement = select(Dataset).where(
-            Dataset.status == DatasetStatus.processing,
-            Dataset.ingest.is_not(None),
-            Dataset.deleted_at.is_(None),
-            or_(Dataset.ingest_lease_until.is_(None), Dataset.ingest_lease_until < now),
-        )
-        return (await self.session.scalars(statement.order_by(Dataset.updated_at))).all()
 
     async def image_stats(self, dataset_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per dataset: image count, per split, labeled and errored."""

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from yolostack.account.repository import AccountRepository
 from yolostack.activity.service import activity as activity_service
 from yolostack.core.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -185,8 +184,8 @@ class DatasetService:
             "targetSplit": request.target_split,
             "conflictPolicy": request.conflict_policy,
             "queuedAt": isoformat(utcnow()),
-            "attempts": 0,
         }
+        dataset.ingest_job_id, dataset.ingest_attempts = job_id, 0
         await self._record(session, viewer.id, dataset, "ingest_queued", job=job_id)
         return job_id
 

@@ -1,14 +1,14 @@
 """``dataset.ingest``: turn an uploaded archive or NDJSON into stored, measured, labelled images.
 
-The queue is the ``datasets`` table itself (``status = processing`` with an ``ingest`` request), so an
-ingest interrupted by a restart runs again when the server comes back; images are content-addressed
-and de-duplicated per dataset, so running an ingest twice adds nothing twice.
+The queue is the ``datasets`` table itself (``status = processing``, leased through ``worker.leases``), so
+an ingest interrupted by a restart runs again when the server comes back; images are content-addressed
+and de-duplicated per dataset, so running an ingest twice adds nothing twice. The ``ingest`` request and
+``ingest_job_id`` stay on the row after it ends: ``GET /api/jobs/{jobId}`` reads the outcome there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.activity.service import activity as activity_service
@@ -32,16 +32,19 @@ from yolostack.datasets.formats.archives import ArchiveLimits, safe_extract
 from yolostack.datasets.formats.images import probe_image
 from yolostack.datasets.formats.ndjson import parse_ndjson
 from yolostack.datasets.formats.records import ArchiveError, FormatError, ImageError, ImageRecord, ParsedDataset
-from yolostack.datasets.repository import DatasetRepository, ImageRepository
+from yolostack.datasets.repository import ImageRepository
 from yolostack.storage.service import FileLinks
 from yolostack.tables import Dataset, DatasetImage, DatasetStatus, UploadSession, UploadStatus, image_key
+from yolostack.worker.leases import Lease, LeaseQueue
+from yolostack.worker.queue import QueueWorker
+from yolostack.worker.registry import WorkerContext, workers
 
 logger = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_ATTEMPTS = 3
-LEASE = timedelta(minutes=2)
-HEARTBEAT = timedelta(seconds=30)
+# Renewed every ttl/3 while the ingest runs; a crashed server's ingest is taken up again once it runs out.
+LEASE = timedelta(seconds=60)
 
 
 class IngestFailed(Exception):
@@ -81,87 +84,75 @@ def _prepare(record: ImageRecord, path: Path) -> Prepared:
     return Prepared(record, path, digest, size, f".{info.ext}".lower()[:8], info.width, info.height, record.error)
 
 
+def _ingesting() -> ColumnElement[bool]:
+    return Dataset.status == DatasetStatus.processing
+
+
+# The queue is the datasets table: a processing dataset waits for a worker until one holds its lease.
+INGESTS = LeaseQueue(
+    name="dataset.ingest",
+    id=Dataset.id,
+    ready=and_(_ingesting(), Dataset.deleted_at.is_(None), Dataset.ingest_lease_until.is_(None)),
+    held=and_(_ingesting(), Dataset.ingest_lease_until.is_not(None)),
+    lease=Dataset.ingest_lease_until,
+    attempts=Dataset.ingest_attempts,
+    ttl=LEASE,
+    max_attempts=MAX_ATTEMPTS,
+    order_by=(Dataset.updated_at,),
+)
+
+
 class IngestWorker:
     def __init__(self, database: Database, links: FileLinks, *, limits: ArchiveLimits | None = None) -> None:
         self.database = database
         self.links = links
         self.limits = limits or ArchiveLimits()
-        self._lock = asyncio.Lock()
         self._decoders = asyncio.Semaphore(max(2, (os.cpu_count() or 2)))
         self._writers = asyncio.Semaphore(8)
+        # One ingest at a time: each one already keeps both cores busy decoding.
+        self.runner = QueueWorker(database, INGESTS, self.handle, interval=1.0, give_up=self._give_up)
 
     async def run_pending(self) -> int:
-        """Run every queued ingest, one at a time; returns how many ran."""
-        async with self._lock:
-            async with self.database.sessionmaker() as session:
-                queued = [dataset.id for dataset in await DatasetRepository(session).queued_ingests(utcnow())]
-            for dataset_id in queued:
-                await self.run(dataset_id)
-            return len(queued)
+        """Run every queued ingest now, one at a time; returns how many ran."""
+        ran = 0
+        while started := await self.runner.run_round():
+            await self.runner.drain()
+            ran += started
+        return ran
 
     async def run(self, dataset_id: str) -> None:
-        request = await self._claim(dataset_id)
-        if request is None:
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(dataset_id))
+        """Claim this dataset's ingest and run it now; nothing when another worker holds it."""
+        lease = await self.runner.claim(dataset_id)
+        if lease is not None:
+            await self.runner.run(lease)
+
+    async def handle(self, lease: Lease) -> None:
+        async with self.database.sessionmaker() as session:
+            dataset = await session.get(Dataset, lease.row_id)
+            request = dict(dataset.ingest or {}) if dataset is not None else {}
         try:
+            if "sessionId" not in request:
+                raise IngestFailed("the ingest request was lost; queue the ingest again")
             with tempfile.TemporaryDirectory(prefix="yolostack-ingest-") as work:
-                await self._ingest(dataset_id, request, Path(work))
+                await self._ingest(lease, request, Path(work))
         except (IngestFailed, ArchiveError, FormatError) as error:
-            await self._fail(dataset_id, str(error))
+            await self._fail(lease, str(error))
         except Exception:
-            logger.exception("ingest of %s failed", dataset_id)
-            await self._fail(dataset_id, "Internal error while ingesting; the server log has details")
-        finally:
-            # Await the cancelled heartbeat: left running, its session could hold a write transaction
-            # (on SQLite, the database lock) past the server's shutdown.
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            logger.exception("ingest of %s failed", lease.row_id)
+            await self._fail(lease, "Internal error while ingesting; the server log has details")
 
-    async def _heartbeat(self, dataset_id: str) -> None:
-        """Renew the lease while the ingest runs, so no other worker takes it over."""
-        while True:
-            await asyncio.sleep(HEARTBEAT.total_seconds())
-            async with self.database.sessionmaker() as session, session.begin():
-                await session.execute(
-                    update(Dataset).where(Dataset.id == dataset_id).values(ingest_lease_until=utcnow() + LEASE)
-                )
+    async def _give_up(self, session: AsyncSession, dataset_id: str) -> None:
+        """An ingest interrupted ``MAX_ATTEMPTS`` times (server stopped or crashed while it ran) fails."""
+        message = "ingest gave up after repeated interruptions"
+        failed = {Dataset.status: DatasetStatus.failed}
+        if await INGESTS.abandon(session, dataset_id, utcnow(), failed):
+            dataset = await session.get(Dataset, dataset_id, populate_existing=True)
+            if dataset is not None:
+                dataset.processing_error = {"message": message, "timestamp": isoformat(utcnow())}
+                await self._record(session, dataset, "dataset.ingest_failed", f"Ingest failed: {message}", [])
 
-    async def _claim(self, dataset_id: str) -> dict[str, Any] | None:
-        """Take the ingest's lease; None when another worker holds it or there is nothing to do."""
-        now = utcnow()
-        async with self.database.sessionmaker() as session, session.begin():
-            taken = await session.execute(
-                update(Dataset)
-                .where(
-                    Dataset.id == dataset_id,
-                    Dataset.status == DatasetStatus.processing,
-                    or_(Dataset.ingest_lease_until.is_(None), Dataset.ingest_lease_until < now),
-                )
-                .values(ingest_lease_until=now + LEASE)
-                .execution_options(synchronize_session=False)
-            )
-            if int(getattr(taken, "rowcount", 0) or 0) != 1:
-                return None
-            dataset = await session.get(Dataset, dataset_id)
-            if dataset is None or dataset.ingest is None or dataset.status != DatasetStatus.processing:
-                return None
-            request = dict(dataset.ingest)
-            request["attempts"] = int(request.get("attempts", 0)) + 1
-            dataset.ingest = request
-            if request["attempts"] > MAX_ATTEMPTS:
-                dataset.ingest = None
-                dataset.ingest_lease_until = None
-                dataset.status = DatasetStatus.failed
-                dataset.processing_error = {
-                    "message": "ingest gave up after repeated interruptions",
-                    "timestamp": isoformat(utcnow()),
-                }
-                return None
-            return request
-
-    async def _ingest(self, dataset_id: str, request: dict[str, Any], work: Path) -> None:
+    async def _ingest(self, lease: Lease, request: dict[str, Any], work: Path) -> None:
+        dataset_id = lease.row_id
         await self._progress(dataset_id, "downloading", 0, 0)
         archive = await self._download(request["sessionId"], work)
         await self._progress(dataset_id, "extracting", 0, 0)
@@ -180,7 +171,7 @@ class IngestWorker:
             await self._store(dataset_id, prepared, mapping, request)
             done += len(batch)
             await self._progress(dataset_id, "importing", done, total)
-        await self._finish(dataset_id, request, total, parsed.warnings)
+        await self._finish(lease, request, total, parsed.warnings)
 
     async def _download(self, session_id: str, work: Path) -> Path:
         async with self.database.sessionmaker() as session:
@@ -296,14 +287,13 @@ class IngestWorker:
             if dataset is not None:
                 dataset.processing_progress = {"phase": phase, "current": current, "total": total}
 
-    async def _finish(self, dataset_id: str, request: dict[str, Any], total: int, warnings: list[str]) -> None:
+    async def _finish(self, lease: Lease, request: dict[str, Any], total: int, warnings: list[str]) -> None:
         async with self.database.sessionmaker() as session:
             async with session.begin():
-                dataset = await session.get(Dataset, dataset_id)
+                if not await lease.finish(session, {Dataset.status: DatasetStatus.ready}):
+                    return  # no longer ours: the lease ran out and another worker took the ingest over
+                dataset = await session.get(Dataset, lease.row_id, populate_existing=True)
                 assert dataset is not None
-                dataset.status = DatasetStatus.ready
-                dataset.ingest = None
-                dataset.ingest_lease_until = None
                 dataset.processing_progress = None
                 dataset.version += 1
                 await self._record(session, dataset, "dataset.ingested", f"Ingested {total} image(s)", warnings)
@@ -314,14 +304,13 @@ class IngestWorker:
                     delete_after_commit(session, [upload.storage_key])
             await delete_orphans(session, self.links.store)
 
-    async def _fail(self, dataset_id: str, message: str) -> None:
+    async def _fail(self, lease: Lease, message: str) -> None:
         async with self.database.sessionmaker() as session, session.begin():
-            dataset = await session.get(Dataset, dataset_id)
+            if not await lease.finish(session, {Dataset.status: DatasetStatus.failed}):
+                return
+            dataset = await session.get(Dataset, lease.row_id, populate_existing=True)
             if dataset is None:
                 return
-            dataset.status = DatasetStatus.failed
-            dataset.ingest = None
-            dataset.ingest_lease_until = None
             dataset.processing_error = {"message": message, "timestamp": isoformat(utcnow())}
             await self._record(session, dataset, "dataset.ingest_failed", f"Ingest failed: {message}", [])
 
@@ -342,3 +331,10 @@ class IngestWorker:
 
 def _remap(label: dict[str, Any], mapping: dict[int, int]) -> dict[str, Any]:
     return {**label, "classId": mapping.get(int(label["classId"]), int(label["classId"]))}
+
+
+@workers.register("dataset.ingest")
+def ingest_worker(context: WorkerContext) -> QueueWorker:
+    worker = IngestWorker(context.database, context.state.file_links).runner
+    context.state.ingest_task = worker  # the ingest endpoint wakes it after its commit
+    return worker

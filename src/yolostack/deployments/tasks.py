@@ -23,11 +23,14 @@ from yolostack.core.db import Database
 from yolostack.core.timeutil import utcnow
 from yolostack.deployments.backends import BackendState, DeploymentBackend, ReplicaPlan
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
+from yolostack.deployments.setup import create_deployment_backend
 from yolostack.deployments.telemetry import DeploymentTelemetry
 from yolostack.inference.pipeline import class_names
 from yolostack.inference.service import InferenceService, ServingTarget
 from yolostack.storage.signing import Signer
 from yolostack.tables import Deployment, DeploymentStatus, DesiredState, ServingStatus
+from yolostack.worker.periodic import STOP_GRACE, PeriodicTask
+from yolostack.worker.registry import WorkerContext, workers
 
 logger = logging.getLogger(__name__)
 
@@ -218,3 +221,52 @@ def _serving_target(model: Any) -> ServingTarget | None:
         weights_key=model.weights_key,
         info=dict(model.serving_info or {}),
     )
+
+
+class DeploymentWorker:
+    """Deployments in this server process: the backend and its telemetry, and the reconciler's loop when
+    this process runs replicas. Stopping ends the loop's round, closes the backend, then flushes telemetry."""
+
+    name = "deployments.reconcile"
+
+    def __init__(
+        self, telemetry: DeploymentTelemetry, backend: DeploymentBackend | None, loop: PeriodicTask | None
+    ) -> None:
+        self.telemetry = telemetry
+        self.backend = backend
+        self.loop = loop
+
+    def start(self) -> None:
+        if self.loop is not None:
+            self.loop.start()
+
+    def wake(self) -> None:
+        """Reconcile now (a deployment was created, started, stopped or changed)."""
+        if self.loop is not None:
+            self.loop.wake()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        if self.loop is not None:
+            await self.loop.stop(grace)
+        if self.backend is not None:
+            await self.backend.close()
+        await self.telemetry.flush()
+
+
+@workers.register("deployments.reconcile")
+def deployment_worker(context: WorkerContext) -> DeploymentWorker:
+    settings = context.settings
+    telemetry = DeploymentTelemetry(context.database, log_requests=settings.deployments.log_requests)
+    backend = create_deployment_backend(settings, telemetry)
+    # The relay and the deployment routes read these.
+    context.state.deployment_telemetry, context.state.deployment_backend = telemetry, backend
+    loop = None
+    if backend is not None and settings.deployments.run_replicas:
+        inference: InferenceService = context.state.inference
+        signer: Signer = context.state.file_links.signer
+        reconciler = DeploymentReconciler(context.database, backend, telemetry, inference, signer, settings)
+        loop = PeriodicTask("deployments.reconcile", settings.deployments.interval_seconds, reconciler.run_round)
+    worker = DeploymentWorker(telemetry, backend, loop)
+    if loop is not None:
+        context.state.deployment_task = worker
+    return worker

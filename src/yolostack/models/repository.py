@@ -1,17 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select, update
-
+from sqlalchemy import Select, and_, or_, select
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
-from yolostack.tables import Account, Model, Project, ServingStatus, Visibility
+from yolostack.tables import Account, Model, Project, Visibility
 
 ModelRow = tuple[Model, Project, Account]
-
-MAX_CONVERSION_ATTEMPTS = 3
 
 
 class ModelRepository(Repository):
@@ -79,57 +75,3 @@ class ModelRepository(Repository):
         self.session.add(model)
         await self.session.flush()
         return model
-
-    async def queued_conversions(self, now: datetime) -> Sequence[Model]:
-        """Models waiting for conversion, and conversions whose worker stopped renewing its lease."""
-        statement = (
-            select(Model)
-            .where(
-                Model.deleted_at.is_(None),
-                Model.serving_attempts < MAX_CONVERSION_ATTEMPTS,
-                or_(
-                    Model.serving_status == ServingStatus.pending,
-                    (Model.serving_status == ServingStatus.converting) & (Model.serving_lease_until < now),
-                ),
-            )
-            .order_by(Model.updated_at)
-        )
-        return (await self.session.scalars(statement)).all()
-
-    async def abandoned_conversions(self, now: datetime) -> Sequence[Model]:
-        statement = select(Model).where(
-            Model.deleted_at.is_(None),
-            Model.serving_status == ServingStatus.converting,
-            Model.serving_lease_until < now,
-            Model.serving_attempts >= MAX_CONVERSION_ATTEMPTS,
-        )
-        return (await self.session.scalars(statement)).all()
-
-    async def claim_conversion(self, model_id: str, weights_sha256: str, now: datetime, until: datetime) -> bool:
-        """Take the conversion if nobody holds a live lease on it (one winner among processes)."""
-        result = await self.session.execute(
-            update(Model)
-            .where(
-                Model.id == model_id,
-                Model.weights_sha256 == weights_sha256,
-                or_(
-                    Model.serving_status == ServingStatus.pending,
-                    (Model.serving_status == ServingStatus.converting) & (Model.serving_lease_until < now),
-                ),
-            )
-            .values(
-                serving_status=ServingStatus.converting,
-                serving_lease_until=until,
-                serving_attempts=Model.serving_attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    async def renew_lease(self, model_id: str, until: datetime) -> None:
-        await self.session.execute(
-            update(Model)
-            .where(Model.id == model_id, Model.serving_status == ServingStatus.converting)
-            .values(serving_lease_until=until)
-            .execution_options(synchronize_session=False)
-        )

@@ -1,35 +1,42 @@
 """``model.convert``: turn an attached checkpoint into the engine's serving artifacts, once per weights.
 
-The queue is the ``models`` table (``serving_status = pending``), claimed with a lease that the worker
-renews, so a conversion interrupted by a restart runs again. The checkpoint is only ever unpickled in
-the conversion subprocess (``yolostack_engine.convert``), with time and memory limits.
+The queue is the ``models`` table (``serving_status = pending``), leased through ``worker.leases``: a
+conversion interrupted by a restart runs again, and a server that stops gives its conversion back. The
+checkpoint is only ever unpickled in the conversion subprocess (``yolostack_engine.convert``), with time
+and memory limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import and_
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from yolostack.activity.service import activity as activity_service
 from yolostack.config import InferenceSettings
 from yolostack.core.db import Database
 from yolostack.core.timeutil import utcnow
-from yolostack.models.repository import ModelRepository
 from yolostack.models.service import serving_prefix
 from yolostack.models.trash import SERVING_FILES
 from yolostack.storage.backends import ObjectStore
 from yolostack.tables import Model, ModelStatus, ServingStatus
+from yolostack.worker.leases import Lease, LeaseQueue
+from yolostack.worker.queue import QueueWorker
+from yolostack.worker.registry import WorkerContext, workers
 from yolostack_engine.convert import ConversionError, convert_checkpoint_async
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
-HEARTBEAT = timedelta(seconds=30)
+# Renewed every ttl/3 while the conversion runs: a crashed server's conversion is taken up again (and
+# the model stops showing "converting") within this time.
+LEASE = timedelta(seconds=30)
+MAX_CONVERSION_ATTEMPTS = 3
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 
 
@@ -40,62 +47,63 @@ async def download(store: ObjectStore, key: str, target: Path) -> None:
             await asyncio.to_thread(handle.write, chunk)
 
 
+# The queue is the models table: attached weights wait (pending) until a worker holds their conversion.
+CONVERSIONS = LeaseQueue(
+    name="model.convert",
+    id=Model.id,
+    ready=and_(
+        Model.serving_status == ServingStatus.pending, Model.deleted_at.is_(None), Model.weights_key.is_not(None)
+    ),
+    held=Model.serving_status == ServingStatus.converting,
+    lease=Model.serving_lease_until,
+    attempts=Model.serving_attempts,
+    ttl=LEASE,
+    max_attempts=MAX_CONVERSION_ATTEMPTS,
+    claimed={"serving_status": ServingStatus.converting},
+    unclaimed={"serving_status": ServingStatus.pending},
+    # New weights attached meanwhile end the lease on the old ones (their own conversion is queued).
+    fence=(Model.weights_sha256,),
+    order_by=(Model.updated_at,),
+)
+
+
 class ConversionWorker:
     def __init__(self, database: Database, store: ObjectStore, settings: InferenceSettings) -> None:
         self.database = database
         self.store = store
         self.settings = settings
-        self._lock = asyncio.Lock()
+        # One conversion at a time: each one is a CPU-heavy subprocess.
+        self.runner = QueueWorker(database, CONVERSIONS, self.handle, interval=5.0, give_up=self._give_up)
 
     async def run_pending(self) -> int:
-        """Run every queued conversion, one at a time (each one is a CPU-heavy subprocess)."""
-        async with self._lock:
-            async with self.database.sessionmaker() as session:
-                repository = ModelRepository(session)
-                await self._fail_abandoned(repository)
-                queued = [(model.id, model.weights_sha256) for model in await repository.queued_conversions(utcnow())]
-                await session.commit()
-            for model_id, sha256 in queued:
-                if sha256 is not None:
-                    await self.run(model_id, sha256)
-            return len(queued)
+        """Run every queued conversion now, one at a time; returns how many ran."""
+        ran = 0
+        while started := await self.runner.run_round():
+            await self.runner.drain()
+            ran += started
+        return ran
 
-    async def _fail_abandoned(self, repository: ModelRepository) -> None:
-        for model in await repository.abandoned_conversions(utcnow()):
-            model.serving_status = ServingStatus.failed
-            model.serving_error = "conversion was interrupted too many times (the server stopped while converting)"
+    async def _give_up(self, session: AsyncSession, model_id: str) -> None:
+        failed = {
+            Model.serving_status: ServingStatus.failed,
+            Model.serving_error: "conversion was interrupted too many times (the server stopped while converting)",
+        }
+        await CONVERSIONS.abandon(session, model_id, utcnow(), failed)
 
-    async def run(self, model_id: str, sha256: str) -> None:
+    async def handle(self, lease: Lease) -> None:
         async with self.database.sessionmaker() as session:
-            now = utcnow()
-            claimed = await ModelRepository(session).claim_conversion(model_id, sha256, now, now + LEASE)
-            model = await session.get(Model, model_id)
-            await session.commit()
-        if not claimed or model is None or model.weights_key is None:
+            model = await session.get(Model, lease.row_id)
+        if model is None or model.weights_key is None or model.weights_sha256 != lease.fence[0]:
             return
-        heartbeat = asyncio.create_task(self._heartbeat(model_id))
         try:
             with tempfile.TemporaryDirectory(prefix="yolostack-convert-") as work:
                 meta = await self._convert(model, Path(work))
-            await self._finish(model_id, sha256, meta, None)
+            await self._finish(lease, meta, None)
         except ConversionError as error:
-            await self._finish(model_id, sha256, None, str(error))
+            await self._finish(lease, None, str(error))
         except Exception:
-            logger.exception("conversion of %s failed", model_id)
-            await self._finish(model_id, sha256, None, "internal error while converting; the server log has details")
-        finally:
-            # Await the cancelled heartbeat: left running, its session could hold a write transaction
-            # (on SQLite, the database lock) past the server's shutdown.
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-
-    async def _heartbeat(self, model_id: str) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT.total_seconds())
-            async with self.database.sessionmaker() as session:
-                await ModelRepository(session).renew_lease(model_id, utcnow() + LEASE)
-                await session.commit()
+            logger.exception("conversion of %s failed", lease.row_id)
+            await self._finish(lease, None, "internal error while converting; the server log has details")
 
     async def _convert(self, model: Model, work: Path) -> dict[str, Any]:
         assert model.weights_key is not None
@@ -113,14 +121,17 @@ class ConversionWorker:
             await self.store.put_file(f"{prefix}/{name}", work / "out" / name)
         return dict(result.meta)
 
-    async def _finish(self, model_id: str, sha256: str, meta: dict[str, Any] | None, error: str | None) -> None:
-        async with self.database.sessionmaker() as session:
-            model = await session.get(Model, model_id)
-            if model is None or model.weights_sha256 != sha256:
-                return  # new weights arrived meanwhile: their own conversion is queued
+    async def _finish(self, lease: Lease, meta: dict[str, Any] | None, error: str | None) -> None:
+        outcome = ServingStatus.ready if meta is not None else ServingStatus.failed
+        async with self.database.sessionmaker() as session, session.begin():
+            if not await lease.finish(session, {Model.serving_status: outcome}):
+                return  # new weights arrived meanwhile (their own conversion is queued), or the lease was lost
+            model = await session.get(Model, lease.row_id, populate_existing=True)
+            if model is None:
+                return
             if meta is not None:
-                model.serving_status, model.serving_error = ServingStatus.ready, None
-                model.serving_key = serving_prefix(model.owner_id, model.id, sha256)
+                model.serving_error = None
+                model.serving_key = serving_prefix(model.owner_id, model.id, lease.fence[0])
                 model.serving_info = meta
                 task = meta.get("task")
                 if task in TASKS:
@@ -128,8 +139,7 @@ class ConversionWorker:
                 if model.status in (ModelStatus.pending, ModelStatus.untrained):
                     model.status = ModelStatus.completed
             else:
-                model.serving_status, model.serving_error = ServingStatus.failed, error
-            model.serving_lease_until = None
+                model.serving_error = error
             await activity_service.record(
                 session,
                 model.owner_id,
@@ -141,4 +151,11 @@ class ConversionWorker:
                 if meta is not None
                 else f"Model '{model.name}' could not be prepared for serving: {error}",
             )
-            await session.commit()
+
+
+@workers.register("model.convert")
+def conversion_worker(context: WorkerContext) -> QueueWorker:
+    settings = context.settings.inference
+    worker = ConversionWorker(context.database, context.state.file_links.store, settings).runner
+    context.state.conversion_task = worker  # endpoints that attach weights wake it after their commit
+    return worker

@@ -45,11 +45,14 @@ class Dataset(IdMixin, TimestampMixin, TrashableMixin, Table):
     status: Mapped[DatasetStatus] = mapped_column(String(16), default=DatasetStatus.ready)
     processing_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     processing_progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    # The queued or running ingest: {jobId, sessionId, targetSplit, conflictPolicy, queuedAt, attempts}.
-    # Kept on the row so that an ingest interrupted by a restart is picked up again.
+    # The last ingest: {jobId, sessionId, targetSplit, conflictPolicy, queuedAt}. Kept on the row so that
+    # an ingest interrupted by a restart is picked up again, and its outcome read back as a job.
     ingest: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    # The worker running the ingest holds this lease and renews it while it works; a lease that ran out
-    # (a crashed or restarted server) lets another worker take the ingest over.
+    # The ``jobId`` the ingest endpoint handed out for the last ingest (``GET /api/jobs/{jobId}``).
+    ingest_job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    # The ingest's lease (worker/leases.py): the worker running it renews it while it works; a lease that
+    # ran out (a crashed server) lets another worker take the ingest over, up to a few attempts.
     ingest_lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped on every change of images or labels; the NDJSON export is cached per version.
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, delete, select
 
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
@@ -72,53 +70,6 @@ class DeliveryRepository(Repository):
         for attempt in attempts:
             found[attempt.delivery_id].append(attempt)
         return found
-
-    # The delivery worker's queries: every account's due deliveries, never a request's.
-
-    @staticmethod
-    def _due(now: datetime) -> Any:
-        """Pending and due, or claimed by a worker whose lease ran out (it died mid-attempt)."""
-        return or_(
-            and_(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= now),
-            and_(WebhookDelivery.status == DeliveryStatus.delivering, WebhookDelivery.lease_until < now),
-        )
-
-    async def due_ids(self, now: datetime, limit: int) -> list[str]:
-        statement = (
-            select(WebhookDelivery.id)
-            .where(self._due(now))
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit)
-        )
-        return list((await self.session.scalars(statement)).all())
-
-    async def claim(self, delivery_id: str, now: datetime, lease_until: datetime) -> bool:
-        """Take the next attempt of a due delivery; a conditional update, so only one worker ever wins."""
-        result = await self.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, self._due(now))
-            .values(
-                status=DeliveryStatus.delivering,
-                lease_until=lease_until,
-                attempts=WebhookDelivery.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0) == 1
-
-    async def settle(self, delivery_id: str, attempt: int, values: dict[str, Any]) -> bool:
-        """Record an attempt's outcome, unless the delivery is gone or another worker took it over."""
-        result = await self.session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.delivering,
-                WebhookDelivery.attempts == attempt,
-            )
-            .values(values)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def add_attempt(self, attempt: WebhookAttempt) -> None:
         self.session.add(attempt)

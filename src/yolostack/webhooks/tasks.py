@@ -1,15 +1,14 @@
 """``webhook.deliver``: send queued deliveries, signed (Standard Webhooks), and retry them on a schedule.
 
-The queue is the ``webhook_deliveries`` table: a delivery is claimed with a lease by a conditional update
-(so two server processes never send the same attempt), sent outside any transaction, and settled in a
-new one with a row per attempt. A receiver that is down loses nothing, and a server that stops
+The queue is the ``webhook_deliveries`` table, leased through ``worker.leases`` (so two server processes
+never send the same attempt): a delivery is sent outside any transaction and settled in a new one, with
+a row per attempt. A receiver that is down loses nothing, and a server that stops
 mid-attempt leaves a lease that runs out, after which any server sends that delivery again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as Signer
 
 from yolostack import __version__
@@ -29,6 +29,10 @@ from yolostack.core.urls import Resolver
 from yolostack.tables import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 from yolostack.webhooks.repository import DeliveryRepository
 from yolostack.webhooks.targets import TargetRefused, vet_url
+from yolostack.worker.leases import Lease, LeaseQueue
+from yolostack.worker.periodic import STOP_GRACE
+from yolostack.worker.queue import QueueWorker
+from yolostack.worker.registry import WorkerContext, workers
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +42,41 @@ LEASE_MARGIN = timedelta(seconds=60)
 MAX_ERROR_LENGTH = 500
 
 
+def delivery_queue(settings: WebhookSettings) -> LeaseQueue:
+    """The ``webhook_deliveries`` table as a queue: pending rows are due at ``next_attempt_at``."""
+    return LeaseQueue(
+        name="webhook.deliver",
+        id=WebhookDelivery.id,
+        ready=WebhookDelivery.status == DeliveryStatus.pending,
+        held=WebhookDelivery.status == DeliveryStatus.delivering,
+        lease=WebhookDelivery.lease_until,
+        attempts=WebhookDelivery.attempts,
+        ttl=timedelta(seconds=settings.timeout_seconds) + LEASE_MARGIN,
+        max_attempts=1 + len(settings.retry_schedule),
+        due_at=WebhookDelivery.next_attempt_at,
+        claimed={"status": DeliveryStatus.delivering},
+        unclaimed={"status": DeliveryStatus.pending},
+        order_by=(WebhookDelivery.next_attempt_at,),
+    )
+
+
 @dataclass(frozen=True)
 class Claimed:
     """One attempt this worker holds the lease for: everything needed to send it without the database."""
 
-    delivery_id: str
-    attempt: int
+    lease: Lease
     message_id: str
     body: str
     url: str
     secret: str
+
+    @property
+    def attempt(self) -> int:
+        return self.lease.attempt
+
+    @property
+    def delivery_id(self) -> str:
+        return self.lease.row_id
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,8 @@ class Outcome:
 class DeliveryWorker:
     """Claims due deliveries each round and sends them concurrently (up to ``max_concurrency``)."""
 
+    name = "webhook.deliver"
+
     def __init__(self, database: Database, settings: WebhookSettings, *, resolver: Resolver | None = None) -> None:
         self.database = database
         self.settings = settings
@@ -73,67 +104,67 @@ class DeliveryWorker:
         self._client = httpx.AsyncClient(
             trust_env=False, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
         )
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.runner = QueueWorker(
+            database,
+            delivery_queue(settings),
+            self.handle,
+            interval=settings.poll_interval_seconds,
+            concurrency=settings.max_concurrency,
+            give_up=self._give_up,
+        )
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def wake(self) -> None:
+        self.runner.wake()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Claim nothing more; attempts under way get ``grace`` seconds, then go back to the queue (the
+        receiver may see that attempt again, with the same ``webhook-id``)."""
+        await self.runner.stop(grace)
+        await self._client.aclose()
 
     async def run_pending(self) -> int:
         """Claim what is due (as many as there are free slots) and start sending; returns how many."""
-        free = self.settings.max_concurrency - len(self._in_flight)
-        if free <= 0:
-            return 0
-        async with self.database.sessionmaker() as session:
-            due = await DeliveryRepository(session).due_ids(utcnow(), free)
-        started = 0
-        for delivery_id in due:
-            claimed = await self._claim(delivery_id)
-            if claimed is None:
-                continue
-            task = asyncio.create_task(self._deliver(claimed), name=f"webhook.deliver:{delivery_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            started += 1
-        return started
+        return await self.runner.run_round()
 
     async def close(self) -> None:
-        """Stop sending; an attempt cut short keeps its lease and is sent again once the lease runs out."""
-        for task in list(self._in_flight):
-            task.cancel()
-        for task in list(self._in_flight):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._client.aclose()
+        await self.stop(0)
 
-    async def _claim(self, delivery_id: str) -> Claimed | None:
-        now = utcnow()
-        lease_until = now + timedelta(seconds=self.settings.timeout_seconds) + LEASE_MARGIN
+    async def handle(self, lease: Lease) -> None:
+        claimed = await self._load(lease)
+        if claimed is None:
+            return
+        outcome = await self._send(claimed)
+        await self._settle(claimed, outcome)
+
+    async def _load(self, lease: Lease) -> Claimed | None:
         async with self.database.sessionmaker() as session, session.begin():
-            if not await DeliveryRepository(session).claim(delivery_id, now, lease_until):
-                return None
-            delivery = await session.get(WebhookDelivery, delivery_id)
+            delivery = await session.get(WebhookDelivery, lease.row_id)
             webhook = None if delivery is None else await session.get(Webhook, delivery.webhook_id)
             if delivery is None or webhook is None:
-                return None
+                return None  # deleted with its webhook meanwhile
             if not webhook.is_active:
-                delivery.status = DeliveryStatus.failed
-                delivery.last_error = "webhook is disabled"
-                delivery.lease_until = None
-                delivery.next_attempt_at = None
+                values = {"status": DeliveryStatus.failed, "last_error": "webhook is disabled", "next_attempt_at": None}
+                await lease.finish(session, values)
                 return None
             return Claimed(
-                delivery_id=delivery.id,
-                attempt=delivery.attempts,
+                lease=lease,
                 message_id=delivery.message_id,
                 body=json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False),
                 url=webhook.url,
                 secret=webhook.secret,
             )
 
-    async def _deliver(self, claimed: Claimed) -> None:
-        try:
-            outcome = await self._send(claimed)
-            await self._settle(claimed, outcome)
-        except Exception:
-            # The lease runs out and the delivery is tried again; nothing is lost.
-            logger.exception("webhook delivery %s failed unexpectedly", claimed.delivery_id)
+    async def _give_up(self, session: AsyncSession, delivery_id: str) -> None:
+        """The last attempt's worker stopped before it settled (a crash): the delivery fails."""
+        values = {
+            "status": DeliveryStatus.failed,
+            "next_attempt_at": None,
+            "last_error": "the server stopped while sending the last attempt",
+        }
+        await self.runner.queue.abandon(session, delivery_id, utcnow(), values)
 
     async def _send(self, claimed: Claimed) -> Outcome:
         """One signed POST to the re-vetted URL; never raises for anything the receiver or network does."""
@@ -166,7 +197,6 @@ class DeliveryWorker:
         """Record the attempt; then delivered, scheduled for a retry, or failed for good."""
         now = utcnow()
         values: dict[str, Any] = {
-            "lease_until": None,
             "last_status_code": outcome.status_code,
             "last_error": outcome.error,
         }
@@ -179,10 +209,10 @@ class DeliveryWorker:
         else:
             values.update(status=DeliveryStatus.failed, next_attempt_at=None)
         async with self.database.sessionmaker() as session, session.begin():
-            repository = DeliveryRepository(session)
-            if not await repository.settle(claimed.delivery_id, claimed.attempt, values):
+            if not await claimed.lease.finish(session, values):
                 # Deleted with its webhook meanwhile, or (after a very long stall) taken over by another worker.
                 return
+            repository = DeliveryRepository(session)
             await repository.add_attempt(
                 WebhookAttempt(
                     id=new_id("attempt"),
@@ -218,3 +248,8 @@ def _describe(error: httpx.HTTPError) -> str:
     if isinstance(error, httpx.RemoteProtocolError):
         return "invalid response"
     return type(error).__name__
+
+
+@workers.register("webhook.deliver")
+def delivery_worker(context: WorkerContext) -> DeliveryWorker:
+    return DeliveryWorker(context.database, context.settings.webhooks)

@@ -1,19 +1,17 @@
-"""Build the dispatcher with the executors this server's settings ask for."""
+"""The job executors this server's settings ask for."""
 
 from __future__ import annotations
 
 from yolostack.config import Settings
-from yolostack.core.db import Database
 from yolostack.tables import Executor
-from yolostack.worker.dispatcher import Dispatcher
 from yolostack.worker.executors import JobExecutor, LocalExecutor
 
 
-def create_dispatcher(database: Database, settings: Settings) -> Dispatcher:
+def create_executors(settings: Settings) -> dict[Executor, JobExecutor]:
     work_root = settings.jobs.work_dir or settings.data_dir / "jobs"
     executors: dict[Executor, JobExecutor] = {Executor.local: LocalExecutor(work_root.resolve())}
     if settings.jobs.executor == "ray" or settings.ray_address:
         from yolostack.worker.ray import RayExecutor
 
         executors[Executor.ray] = RayExecutor.from_settings(settings)
-    return Dispatcher(database, settings, executors)
+    return executors

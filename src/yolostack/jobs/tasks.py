@@ -2,7 +2,8 @@
 
 Each round: watch the runs this server can see (heartbeat while alive, record how they ended),
 stop cancelled ones that outlived the grace period, give up on jobs whose worker went silent,
-then claim queued jobs (a conditional update, so several servers share one queue) and launch them.
+then claim queued jobs (``worker.leases`` on the ``jobs`` table, so several servers share one queue)
+and launch them on an executor (``worker.executors``).
 """
 
 from __future__ import annotations
@@ -22,21 +23,66 @@ from yolostack.jobs.service import Outcome
 from yolostack.jobs.service import jobs as job_service
 from yolostack.tables import Executor, Job, JobKind, JobStatus
 from yolostack.worker.executors import ExecutorUnavailable, JobExecutor, RunState
+from yolostack.worker.leases import LeaseQueue
+from yolostack.worker.periodic import STOP_GRACE, PeriodicTask
+from yolostack.worker.registry import WorkerContext, workers
+from yolostack.worker.setup import create_executors
 
 logger = logging.getLogger(__name__)
 ACTIVE_RUN = (JobStatus.starting, JobStatus.running)
 
 
+def job_queue(settings: Settings) -> LeaseQueue:
+    """The ``jobs`` table as a queue. Its lease is the run's heartbeat (``heartbeat_at``), written while the
+    run is seen alive; a silent run is not claimed again but reaped here (a lost training run fails, a
+    lost export is queued again)."""
+    return LeaseQueue(
+        name="jobs.dispatch",
+        id=Job.id,
+        ready=Job.status == JobStatus.queued,
+        held=Job.status.in_(ACTIVE_RUN),
+        lease=Job.heartbeat_at,
+        beats=True,
+        reclaim_expired=False,
+        attempts=Job.attempts,
+        ttl=timedelta(seconds=settings.jobs.heartbeat_timeout_seconds),
+        claimed={"status": JobStatus.starting},
+        unclaimed={"status": JobStatus.queued, "handle": None},
+        order_by=(Job.created_at,),
+    )
+
+
 class Dispatcher:
+    name = "jobs.dispatch"
+
     def __init__(self, database: Database, settings: Settings, executors: dict[Executor, JobExecutor]) -> None:
         self.database = database
         self.settings = settings
         self.executors = executors
+        self.queue = job_queue(settings)
+        self.loop = PeriodicTask(self.name, settings.jobs.dispatch_interval_seconds, self.run_round)
         self._lock = asyncio.Lock()
 
     @property
     def executor(self) -> JobExecutor:
         return self.executors[Executor(self.settings.jobs.executor)]
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def wake(self) -> None:
+        """Run a round now (a job was queued or cancelled)."""
+        self.loop.wake()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Finish the round under way (up to ``grace``), then let go of the executors. Runs keep going: their
+        runners report over HTTP, and the next server start watches them again."""
+        await self.loop.stop(grace)
+        await self.close()
+
+    async def close(self) -> None:
+        for executor in self.executors.values():
+            await executor.close()
 
     async def run_round(self) -> None:
         async with self._lock:
@@ -44,10 +90,6 @@ class Dispatcher:
             await self._stop_cancelled()
             await self._reap()
             await self._claim()
-
-    async def close(self) -> None:
-        for executor in self.executors.values():
-            await executor.close()
 
     # -- watching ----------------------------------------------------------------------------------
 
@@ -62,7 +104,7 @@ class Dispatcher:
                 if state is None:
                     continue  # not ours (another server's child); its heartbeat tells
                 if state.running:
-                    await repository.touch(job.id, utcnow())
+                    await self.queue.held_by(job.id, job.attempts).renew(session)
                 else:
                     await self._ended(session, job, state)
             await session.commit()
@@ -119,10 +161,7 @@ class Dispatcher:
         reason = "the worker running this job stopped reporting (server restart or lost node)"
         if job.kind == JobKind.export and job.attempts < self.settings.jobs.max_attempts:
             # An export has no side effects until it completes: running it again is safe.
-            requeued = await JobRepository(session).transition(
-                job.id, ACTIVE_RUN, {"status": JobStatus.queued, "handle": None, "heartbeat_at": None}
-            )
-            if requeued:
+            if await self.queue.held_by(job.id, job.attempts).release(session, count=True):
                 await JobRepository(session).add_log(job.id, "system", f"{reason}; queued again")
             return
         await JobRepository(session).add_log(job.id, "system", reason)
@@ -139,32 +178,29 @@ class Dispatcher:
             room = self.settings.jobs.max_concurrent - await repository.count_running(executor.kind)
             if executor.kind == Executor.ray:
                 room = self.settings.jobs.max_concurrent  # the cluster queues what it cannot place yet
-            candidates = [job.id for job in await repository.queued(executor.kind, max(room, 0))]
+            candidates = await self.queue.due(session, utcnow(), max(room, 0), Job.executor == executor.kind)
         for job_id in candidates:
+            if self.loop.stopping:
+                return
             await self._launch(executor, job_id)
 
     async def _launch(self, executor: JobExecutor, job_id: str) -> None:
         lifetime = timedelta(hours=self.settings.jobs.max_duration_hours)
         async with self.database.sessionmaker() as session:
-            repository = JobRepository(session)
-            job = await session.get(Job, job_id)
-            if job is None:
-                return
-            claimed = await repository.transition(
-                job_id,
-                (JobStatus.queued,),
-                {"status": JobStatus.starting, "attempts": job.attempts + 1, "heartbeat_at": utcnow()},
-            )
-            if not claimed:
+            lease = await self.queue.claim(session, job_id, utcnow())
+            if lease is None:
                 return  # another server took it
+            job = await session.get(Job, job_id, populate_existing=True)
+            assert job is not None
             key = await job_service.issue_key(session, job, lifetime)
             await session.commit()
             spec = self.runner_spec(job, key)
+            repository = JobRepository(session)
             try:
                 handle = await executor.launch(job.id, job.attempts, spec)
             except ExecutorUnavailable as error:
-                # Nothing ran: put it back for the next round.
-                await repository.transition(job_id, (JobStatus.starting,), {"status": JobStatus.queued})
+                # Nothing ran: put it back for the next round (this attempt does not count).
+                await lease.release(session)
                 await repository.add_log(job_id, "system", f"executor unavailable, will retry: {error}")
                 await session.commit()
                 return
@@ -202,3 +238,11 @@ async def _poll(executor: JobExecutor, handle: str) -> RunState | None:
         return await executor.poll(handle)
     except ExecutorUnavailable:
         return None  # unknown for now: the heartbeat decides
+
+
+@workers.register("jobs.dispatch")
+def job_dispatcher(context: WorkerContext) -> Dispatcher:
+    dispatcher = Dispatcher(context.database, context.settings, create_executors(context.settings))
+    # Training and export endpoints wake it after their commit.
+    context.state.dispatcher = context.state.dispatch_task = dispatcher
+    return dispatcher
