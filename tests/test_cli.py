@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
-from tests.fixtures.server import KEY_LINE, LiveServer, launch_server, run_cli
+from tests.fixtures.server import KEY_LINE, YOLOSTACK, LiveServer, launch_server, run_cli, yolostack_env
+from yolostack.core import db
 
 KEY = re.compile(r"ul_[0-9a-f]{40}")
 KEY_LIST_LINE = re.compile(
@@ -65,6 +69,9 @@ async def workspace(
     if backend == "postgres":
         url = await new_database_url(backend, directory)
         env["YOLOSTACK_DATABASE_URL"] = url
+    # What `yolostack serve` does first (the admin commands refuse a database that does not exist yet).
+    (directory / "data").mkdir()
+    await asyncio.to_thread(db.upgrade, url or f"sqlite+aiosqlite:///{directory / 'data' / 'yolostack.db'}")
     created = run_cli("users", "create", "dave", "--plan", "pro", env=env)
     yield Workspace(env=env, dave_created=created)
     if url is not None:
@@ -245,3 +252,59 @@ class TestBadSettings:
         result = run_cli("serve", "--workers", "2", env={"YOLOSTACK_DATA_DIR": str(tmp_path)}, timeout=30)
         assert result.returncode == 2
         assert "YOLOSTACK_REDIS_URL" in result.stderr
+
+
+class TestVersion:
+    def test_prints_yolostack_and_ultralytics(self) -> None:
+        result = run_cli("--version", env={})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            f"yolostack {metadata.version('yolostack')}",
+            f"ultralytics {metadata.version('ultralytics')}",
+        ]
+
+
+class TestDataDir:
+    def test_admin_commands_refuse_a_database_that_does_not_exist(self, tmp_path: Path) -> None:
+        missing = tmp_path / "nowhere"
+        for args in (("users", "list"), ("keys", "list", "--user", "dave"), ("users", "create", "eve")):
+            result = run_cli(*args, env={"YOLOSTACK_DATA_DIR": str(missing)})
+            assert result.returncode == 2, result.stdout + result.stderr
+            assert f"error: no yolostack database at {missing.resolve() / 'yolostack.db'}" in result.stderr
+            assert "yolostack serve" in result.stderr
+            assert "--data-dir" in result.stderr
+            assert not missing.exists()
+
+    def test_from_another_directory_nothing_is_created_there(self, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        result = subprocess.run(
+            [str(YOLOSTACK), "users", "list"],
+            cwd=elsewhere,
+            env=yolostack_env({}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no yolostack database" in result.stderr
+        assert list(elsewhere.iterdir()) == []
+
+    def test_data_dir_option_names_the_servers_database(self, workspace: Workspace) -> None:
+        env = {key: value for key, value in workspace.env.items() if key != "YOLOSTACK_DATA_DIR"}
+        result = run_cli("users", "list", "--data-dir", workspace.env["YOLOSTACK_DATA_DIR"], env=env)
+        assert result.returncode == 0, result.stderr
+        assert " dave " in result.stdout
+
+    async def test_an_empty_postgresql_database_is_refused(self, tmp_path: Path) -> None:
+        if "postgres" not in BACKENDS:
+            pytest.skip("PostgreSQL is not configured")
+        url = await new_database_url("postgres", tmp_path)
+        try:
+            result = run_cli("users", "list", env={"YOLOSTACK_DATA_DIR": str(tmp_path), "YOLOSTACK_DATABASE_URL": url})
+            assert result.returncode == 2, result.stdout + result.stderr
+            assert "is not a yolostack database (it has no tables yet)" in result.stderr
+            assert "***" in result.stderr or "@" not in result.stderr
+        finally:
+            await dispose_database_url("postgres", url)

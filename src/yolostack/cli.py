@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from importlib import metadata
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.account.service import account as account_service
@@ -20,9 +26,10 @@ from yolostack.api_keys.repository import ApiKeyRepository
 from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings, get_settings
-from yolostack.core import db
+from yolostack.core import db, processes
 from yolostack.core.errors import AppError, Conflict
 from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.storage.backends import LocalStore, create_store
 from yolostack.tables import Account, Plan
 from yolostack.watch import TARGET_HELP
 from yolostack.watch import watch as watch_job
@@ -35,9 +42,43 @@ app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="YOLOSTACK_DATA_DIR",
+        show_envvar=True,
+        help="The server's data directory (its database, unless YOLOSTACK_DATABASE_URL names one)",
+    ),
+]
 
-def _settings() -> Settings:
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    try:
+        ultralytics = metadata.version("ultralytics")
+    except metadata.PackageNotFoundError:
+        ultralytics = "not installed"
+    typer.echo(f"yolostack {metadata.version('yolostack')}")
+    typer.echo(f"ultralytics {ultralytics}")
+    raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the versions and exit")
+    ] = False,
+) -> None:
+    """yolostack: self-hosted Ultralytics Platform and HUB Inference API."""
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
     """The environment's settings, or a one-line error per bad variable instead of a traceback."""
+    if data_dir is not None:
+        os.environ["YOLOSTACK_DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()
     try:
         return get_settings()
     except ValidationError as error:
@@ -45,6 +86,45 @@ def _settings() -> Settings:
             field = "__".join(str(part) for part in problem["loc"]).upper()
             typer.echo(f"error: YOLOSTACK_{field}: {problem['msg']}" if field else f"error: {problem['msg']}", err=True)
         raise typer.Exit(2) from error
+
+
+def _admin_settings(data_dir: Path | None) -> Settings:
+    """Settings for ``users``/``keys``: the server's existing database, never a new empty one elsewhere."""
+    settings = _settings(data_dir)
+    problem = _missing_database(settings)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        typer.echo(
+            "  Start the server once (`yolostack serve`) to create it, or point --data-dir (YOLOSTACK_DATA_DIR) "
+            "or YOLOSTACK_DATABASE_URL at the server's.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _missing_database(settings: Settings) -> str | None:
+    """Why the settings name no yolostack database yet (None when they do)."""
+    url = settings.resolved_database_url
+    where = _redacted(url)
+    if settings.is_sqlite:
+        where = make_url(url).database or ""
+        if not Path(where).is_file():
+            return f"no yolostack database at {where}"
+    try:
+        migrated = asyncio.run(_has_table(url, "alembic_version"))
+    except (OSError, OperationalError) as error:
+        return f"cannot open the database {where}: {str(error).splitlines()[0]}"
+    return None if migrated else f"{where} is not a yolostack database (it has no tables yet)"
+
+
+async def _has_table(url: str, name: str) -> bool:
+    database = db.Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).has_table(name))
+    finally:
+        await database.dispose()
 
 
 def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -88,15 +168,47 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
     public_url: Annotated[str | None, typer.Option(help="Origin clients use, if not http://host:port")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Server processes (more than 1 needs Redis)")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Migrate the database, create the admin on first start, and serve the API."""
-    given = {"host": host, "port": port, "public_url": public_url, "workers": workers}
+    given = {"host": host, "port": port, "public_url": public_url, "workers": workers, "data_dir": data_dir}
     overrides = {key: value for key, value in given.items() if value is not None}
     # Through the environment so that worker processes, which build their own settings, see them too.
     os.environ.update({f"YOLOSTACK_{key.upper()}": str(value) for key, value in overrides.items()})
     get_settings.cache_clear()
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    temp_dir = _claim_data_dir(settings)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; as an exception it lets this clean up.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        _serve(settings)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _claim_data_dir(settings: Settings) -> Path:
+    """Everything this server and its children write goes under the data dir: temp files (in a folder of
+    this process's, after sweeping those a killed server left), ultralytics' settings; returns the temp dir."""
+    data_dir = settings.data_dir.resolve()
+    temp_dir = processes.claim_temp_dir(data_dir / "tmp")
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        config = data_dir / "config"
+        processes.write_ultralytics_settings(config, data_dir / "ultralytics")
+        os.environ["YOLO_CONFIG_DIR"] = str(config)
+    if not settings.storage_url:
+        store = create_store(None, data_dir, endpoint_url=None, region=None)
+        assert isinstance(store, LocalStore)
+        store.sweep_partial_writes()
+    return temp_dir
+
+
+def _serve(settings: Settings) -> None:
+    """Migrate, create the first admin, print the banner and run uvicorn until it stops."""
     try:
         first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
     except IntegrityError:
@@ -140,6 +252,7 @@ def create_user(
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
     plan: Annotated[Plan, typer.Option(help="Plan, which sets the rate limits")] = Plan.free,
     admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator")] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Create an account and print its first API key (shown once)."""
 
@@ -148,15 +261,15 @@ def create_user(
         _, plaintext = await api_key_service.issue(session, account, name="first key")
         return account, plaintext
 
-    account, plaintext = _run_in_session(_settings(), work)
+    account, plaintext = _run_in_session(_admin_settings(data_dir), work)
     typer.echo(f"Created {account.username} ({account.id}, plan {account.plan})")
     typer.echo(f"API key (shown only this once): {plaintext}")
 
 
 @users_app.command("list")
-def list_users() -> None:
+def list_users(data_dir: DataDir = None) -> None:
     """List accounts."""
-    accounts = _run_in_session(_settings(), account_service.list_all)
+    accounts = _run_in_session(_admin_settings(data_dir), account_service.list_all)
     for account in accounts:
         role = "admin" if account.is_admin else "user"
         typer.echo(f"{account.id}  {account.username:<24} {account.plan:<10} {role}")
@@ -168,6 +281,7 @@ def create_key(
     name: Annotated[str, typer.Option(help="What the key is for")],
     scope: Annotated[list[Scope] | None, typer.Option(help="Repeat to grant several; none = full rights")] = None,
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Create an API key and print it (shown once)."""
 
@@ -179,14 +293,14 @@ def create_key(
         )
         return key.id, plaintext
 
-    key_id, plaintext = _run_in_session(_settings(), work)
+    key_id, plaintext = _run_in_session(_admin_settings(data_dir), work)
     # The id is what `keys revoke` takes; printing it saves a `keys list` to find it.
     typer.echo(f"Created {key_id} ({name}) for {user}")
     typer.echo(f"API key (shown only this once): {plaintext}")
 
 
 @keys_app.command("list")
-def list_keys(user: Annotated[str, typer.Option("--user", help="Username")]) -> None:
+def list_keys(user: Annotated[str, typer.Option("--user", help="Username")], data_dir: DataDir = None) -> None:
     """List a user's active keys (prefixes only)."""
 
     async def work(session: AsyncSession) -> list[str]:
@@ -199,12 +313,12 @@ def list_keys(user: Annotated[str, typer.Option("--user", help="Username")]) -> 
             for key in keys
         ]
 
-    for line in _run_in_session(_settings(), work):
+    for line in _run_in_session(_admin_settings(data_dir), work):
         typer.echo(line)
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")]) -> None:
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")], data_dir: DataDir = None) -> None:
     """Revoke a key by id; it stops working at once."""
 
     async def work(session: AsyncSession) -> str:
@@ -214,7 +328,7 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (key_…
         key = await api_key_service.revoke(session, found.account_id, key_id)
         return key.name
 
-    typer.echo(f"Revoked {key_id} ({_run_in_session(_settings(), work)})")
+    typer.echo(f"Revoked {key_id} ({_run_in_session(_admin_settings(data_dir), work)})")
 
 
 @app.command()

@@ -93,16 +93,17 @@ TRAIN_ARGS = {"model": "yolo11n.yaml", "data": "ul://admin/datasets/shapes", "im
 class LiveStack:
     """A live ``yolostack serve`` on its own data directory, and the calls the job tests make of it."""
 
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], *, cwd: Path | None = None) -> None:
         from tests.fixtures.server import start_server
 
         self.data = tmp / "data"
+        self.cwd = cwd
         self.env = {
             "YOLOSTACK_DATA_DIR": str(self.data),
             "YOLOSTACK_JOBS__DISPATCH_INTERVAL_SECONDS": "0.5",
             **env,
         }
-        self.server = start_server(self.env)
+        self.server = start_server(self.env, cwd=cwd)
         assert self.server.key is not None, self.server.output
         self.key = self.server.key
         self.http = api(self.server.base_url, self.key)
@@ -112,7 +113,7 @@ class LiveStack:
         from tests.fixtures.server import start_server
 
         port = int(self.server.base_url.rsplit(":", 1)[1])
-        self.server = start_server(self.env, port)
+        self.server = start_server(self.env, port, cwd=self.cwd)
         self.http = api(self.server.base_url, self.key)
 
     def start(self, name: str, epochs: int, **args: Any) -> dict[str, Any]:

@@ -283,11 +283,12 @@ class LocalBackend:
 
     async def _launch(self, plan: ReplicaPlan) -> LocalReplica:
         replica_id = f"r{next(self._counter)}"
+        assert plan.model_dir is not None, "the local backend serves a model on this machine"
         spec = ReplicaSpec(
             deployment_id=plan.deployment_id,
             generation=plan.generation,
             replica_id=replica_id,
-            model_dir=str(plan.model_dir),
+            model_dir=str(plan.model_dir.resolve()),  # the replica runs in its own cwd
             version=plan.version,
             cpu=plan.cpu,
             metadata=plan.metadata,

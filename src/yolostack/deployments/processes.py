@@ -2,29 +2,31 @@
 
 A spare interpreter (``python -m yolostack.deployments.replica`` with no spec yet) imports everything slow
 to import and waits on stdin; starting a replica hands a spare its spec as one JSON line, so a cold start
-only loads the model. Replicas run in their own process group and die with the server (``PR_SET_PDEATHSIG``).
+only loads the model. Replicas run in their own process group and die with the server (``PR_SET_PDEATHSIG``),
+with their working directory, HOME, caches and ultralytics' settings in the backend's folder under the data
+dir, and their temporary files in the server's (removed with it, or swept after a crash).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import sys
+import tempfile
 from pathlib import Path
 
+from yolostack.core import processes
 from yolostack.deployments.replica import ReplicaSpec
-from yolostack.worker.executors import SCRUBBED_PREFIXES, die_with_parent
 
 REPLICA_ENVIRONMENT = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 class ReplicaProcesses:
     def __init__(self, work_dir: Path, spares: int) -> None:
-        self.work_dir = work_dir
+        self.work_dir = work_dir.resolve()
         self.spares = spares
         self._pool: list[asyncio.subprocess.Process] = []
+        self._env: dict[str, str] | None = None
 
     async def start(self, spec: ReplicaSpec) -> asyncio.subprocess.Process:
         """A replica for ``spec``: a spare when one waits, else a new interpreter."""
@@ -54,45 +56,28 @@ class ReplicaProcesses:
         return None
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(SCRUBBED_PREFIXES)}
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self._env is None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            private = processes.private_environment(self.work_dir / "replicas")
+            self._env = processes.child_environment(private | REPLICA_ENVIRONMENT)
+        # Read at each start: the server's temp dir, so that a killed replica's files go with the server's.
+        env = self._env | {"TMPDIR": tempfile.gettempdir()}
         # Replicas' own output (uvicorn's warnings, tracebacks) goes to one file; requests and lifecycle
         # events are in the deployment's logs.
         with (self.work_dir / "replicas.log").open("ab") as log:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "yolostack.deployments.replica",
+            return await processes.spawn(
+                [sys.executable, "-m", "yolostack.deployments.replica"],
+                cwd=self.work_dir,
+                env=env,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
-                env=env | REPLICA_ENVIRONMENT,
-                preexec_fn=die_with_parent,
             )
 
 
 async def terminate(process: asyncio.subprocess.Process, *, grace: float) -> None:
-    """SIGTERM to the replica's group, SIGKILL after ``grace`` (at least half a second)."""
-    try:
-        await _kill(process, grace=grace)
-    finally:
-        # Close the pipes now: a transport collected after the event loop closed warns at exit.
-        transport = getattr(process, "_transport", None)
-        if transport is not None:
-            transport.close()
-
-
-async def _kill(process: asyncio.subprocess.Process, *, grace: float) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), timeout=max(grace, 0.5))
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+    """SIGTERM to the replica's group, SIGKILL after ``grace`` (at least half a second); reaped either way."""
+    await processes.terminate(process, grace=max(grace, 0.5))
 
 
 async def drain(stream: asyncio.StreamReader) -> None:

@@ -1,7 +1,9 @@
 """Where bytes live: one small interface over local disk and any S3-compatible store.
 
 Writes stream through and become visible only when complete (a temporary file renamed into place, an
-S3 multipart upload completed at the end), so a broken upload never leaves half an object behind.
+S3 multipart upload completed at the end), so a broken upload never leaves half an object behind. On disk
+the temporary files are kept per process (``.partial/<owner>/``): what a killed server was writing is
+swept by the next start and periodically (``LocalStore.sweep_partial_writes``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from yolostack.core.errors import PayloadTooLarge
+from yolostack.core.processes import owner_tag, sweep
 
 CHUNK_SIZE = 1024 * 1024
+# Partial files named the way older versions did (no owner) are removed once untouched this long.
+UNOWNED_PARTIAL_SECONDS = 3600.0
 S3_PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB, except the last
 
 
@@ -112,10 +117,19 @@ class LocalStore:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def _new_partial(self) -> Path:
+        """A fresh temporary file name in this process's own folder (so a later process can sweep it)."""
+        folder = self._partial / owner_tag()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / secrets.token_hex(16)
+
+    def sweep_partial_writes(self) -> list[Path]:
+        """Remove the temporary files of writes whose process is gone (a killed server's uploads)."""
+        return sweep(self._partial, stale_after=UNOWNED_PARTIAL_SECONDS)
+
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
         target = self.path(key)
-        self._partial.mkdir(parents=True, exist_ok=True)
-        partial = self._partial / secrets.token_hex(16)
+        partial = self._new_partial()
         digest = _Digest(max_bytes)
         try:
             async with await anyio.open_file(partial, "wb") as handle:
@@ -157,8 +171,7 @@ class LocalStore:
 
     async def put_file(self, key: str, path: Path) -> None:
         target = self.path(key)
-        self._partial.mkdir(parents=True, exist_ok=True)
-        partial = self._partial / secrets.token_hex(16)
+        partial = self._new_partial()
         try:
             await asyncio.to_thread(shutil.copyfile, path, partial)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,27 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
-import os
 import secrets
+import shutil
 import signal
-import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from yolostack.core.processes import child_environment, owner_is_gone, owner_tag, spawn, terminate
 from yolostack.tables import Executor
 
 logger = logging.getLogger(__name__)
 
-# Variables that would change how ultralytics behaves inside the runner (pytest's own make it think
-# it is under test and switch the Platform callback off; GitHub's do the same).
-SCRUBBED_PREFIXES = ("PYTEST_", "GITHUB_", "ULTRALYTICS_", "YOLOSTACK_")
 STOP_TIMEOUT = 10.0
 LOG_NAME = "runner.log"
+OWNER_FILE = ".owner"  # the server process whose runner works here (core.processes.owner_tag)
+# An ended run's state waits this long for the dispatcher to read it (a job that completed over HTTP is
+# not polled again).
+ENDED_KEPT_SECONDS = 3600.0
 
 
 class ExecutorUnavailable(Exception):
@@ -65,16 +66,21 @@ def runner_environment(spec: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def die_with_parent() -> None:
-    """In the child before exec: its own process group, and SIGKILL when the server dies (Linux)."""
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+@dataclass
+class _Run:
+    process: asyncio.subprocess.Process
+    work: Path
+    watcher: asyncio.Task[None] | None = None
+    ended: RunState | None = None
+    ended_at: float = 0.0
 
 
 class LocalExecutor:
-    """Each job in its own child process and working directory; a crash or OOM there leaves the server up."""
+    """Each job in its own child process and working directory; a crash or OOM there leaves the server up.
+
+    The child is reaped as soon as it ends (whether or not anyone polls it again), its working directory
+    (runs, datasets, weights, ultralytics' config, its HOME and TMPDIR) is removed, and it dies with the server.
+    """
 
     kind = Executor.local
 
@@ -82,65 +88,83 @@ class LocalExecutor:
         self.work_root = work_root
         # Handles name this server instance: after a restart, an old handle is not ours to poll.
         self.instance = secrets.token_hex(4)
-        self._children: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        self._runs: dict[str, _Run] = {}
+        self.sweep()
+
+    def sweep(self) -> list[Path]:
+        """Clear the working directories of runners whose server is gone (killed: they died with it)."""
+        removed = []
+        for work in self.work_root.glob("*/"):
+            try:
+                owner = (work / OWNER_FILE).read_text().strip()
+            except OSError:
+                continue
+            if owner_is_gone(owner):
+                _clear(work)
+                removed.append(work)
+        return removed
 
     async def launch(self, job_id: str, attempt: int, spec: dict[str, Any]) -> str:
         work = self.work_root / f"{job_id}-{attempt}"
         work.mkdir(parents=True, exist_ok=True)
+        (work / OWNER_FILE).write_text(owner_tag())
         spec = {**spec, "workDir": str(work)}
-        env = {key: value for key, value in os.environ.items() if not key.startswith(SCRUBBED_PREFIXES)}
-        env |= runner_environment(spec)
-        log = (work / LOG_NAME).open("ab")
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "yolostack.worker.runner"],
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
+        # The runner points HOME, TMPDIR and ultralytics' folders into ``work`` itself (it does on Ray too).
+        env = child_environment(runner_environment(spec))
+        with (work / LOG_NAME).open("ab") as log:
+            process = await spawn(
+                [sys.executable, "-m", "yolostack.worker.runner"], cwd=work, env=env, stdout=log, stderr=log
             )
-        finally:
-            log.close()
-        handle = f"{self.instance}:{child.pid}"
-        self._children[handle] = (child, work)
+        handle = f"{self.instance}:{process.pid}"
+        run = self._runs[handle] = _Run(process, work)
+        run.watcher = asyncio.create_task(self._watch(run), name=f"runner {handle}")
+        self._forget_old()
         return handle
 
+    async def _watch(self, run: _Run) -> None:
+        """Reap the runner when it ends, keep how it ended for ``poll``, and remove its working directory
+        (its log stays beside it, as ``<job>-<attempt>.log``, for the operator)."""
+        code = await run.process.wait()
+        detail = exit_detail(code, run.work / LOG_NAME)
+        await asyncio.to_thread(_clear, run.work)
+        run.ended, run.ended_at = RunState(running=False, exit_code=code, detail=detail), time.monotonic()
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for handle, run in list(self._runs.items()):
+            if run.ended is not None and now - run.ended_at > ENDED_KEPT_SECONDS:
+                del self._runs[handle]
+
     async def poll(self, handle: str) -> RunState | None:
-        found = self._children.get(handle)
-        if found is None:
+        run = self._runs.get(handle)
+        if run is None:
             return None
-        child, work = found
-        code = child.poll()
-        if code is None:
+        if run.ended is None:
             return RunState(running=True)
-        self._children.pop(handle, None)
-        return RunState(running=False, exit_code=code, detail=exit_detail(code, work / LOG_NAME))
+        del self._runs[handle]
+        return run.ended
 
     def handles(self) -> list[str]:
-        return list(self._children)
+        return [handle for handle, run in self._runs.items() if run.ended is None]
 
     async def stop(self, handle: str) -> None:
-        found = self._children.get(handle)
-        if found is None:
+        run = self._runs.get(handle)
+        if run is None or run.ended is not None:
             return
-        child = found[0]
-        if child.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.to_thread(child.wait), timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            await asyncio.to_thread(child.wait)
+        await terminate(run.process, grace=STOP_TIMEOUT)
+        if run.watcher is not None:
+            await run.watcher
 
     async def close(self) -> None:
-        for handle in list(self._children):
+        for handle in list(self._runs):
             await self.stop(handle)
-        self._children.clear()
+        self._runs.clear()
+
+
+def _clear(work: Path) -> None:
+    with contextlib.suppress(OSError):
+        (work / LOG_NAME).replace(work.with_name(f"{work.name}.log"))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def exit_detail(code: int, log: Path) -> str:

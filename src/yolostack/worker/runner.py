@@ -12,11 +12,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from yolostack_engine.processes import ULTRALYTICS_DIRS, private_environment
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -50,37 +53,26 @@ class ServerApi:
 
 
 def prepare_ultralytics(work: Path, server_url: str, api_key: str) -> None:
-    """Before ultralytics is imported: our server as its Platform, offline, its config in the job dir."""
-    config = work / "config"
-    (config / "Ultralytics").mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        {
-            "ULTRALYTICS_PLATFORM_URL": server_url,
-            "ULTRALYTICS_API_KEY": api_key,
-            "YOLO_CONFIG_DIR": str(config),
-            "YOLO_OFFLINE": "1",
-            "YOLO_AUTOINSTALL": "False",
-        }
-    )
-    font = config / "Ultralytics" / "Arial.ttf"
+    """Before ultralytics is imported: our server as its Platform, offline, and every file it writes in the
+    job dir (its settings, datasets, runs and weights dirs; HOME, TMPDIR and caches)."""
+    os.environ.update(private_environment(work))
+    os.environ.update({"ULTRALYTICS_PLATFORM_URL": server_url, "ULTRALYTICS_API_KEY": api_key})
+    tempfile.tempdir = None  # read TMPDIR again
+    font = work / "config" / "Ultralytics" / "Arial.ttf"
     if not font.exists():  # training plots want Arial and would download it; matplotlib ships a stand-in
         import matplotlib
 
         shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
-    telemetry = Path.home() / "intel" / "openvino_telemetry"
-    try:  # OpenVINO's converter phones home unless this says 0
-        telemetry.parent.mkdir(parents=True, exist_ok=True)
-        telemetry.write_text("0")
-    except OSError:
-        pass
 
 
 def keep_runs_in(work: Path) -> None:
+    """Check that ultralytics took its folders from the settings written before its import (it bakes the
+    datasets dir into module constants then); set them again for an ultralytics that did not."""
     from ultralytics.utils import SETTINGS
 
-    SETTINGS.update(  # type: ignore[no-untyped-call]
-        runs_dir=str(work / "runs"), datasets_dir=str(work / "datasets"), weights_dir=str(work / "weights"), sync=False
-    )
+    wanted = {f"{name}_dir": str(work / name) for name in ULTRALYTICS_DIRS}
+    if any(SETTINGS.get(key) != value for key, value in wanted.items()):
+        SETTINGS.update(**wanted, sync=False)  # type: ignore[no-untyped-call]
 
 
 def run_training(spec: dict[str, Any], api: ServerApi, work: Path) -> None:

@@ -1,12 +1,13 @@
 """Parent side of checkpoint conversion: spawn the confined child, enforce the timeout, validate its answer.
 
-Never imports torch and never unpickles: the child does both, under resource limits, in its own session.
+Never imports torch and never unpickles: the child does both, under resource limits, in its own process
+group, and dies with its parent. Its work folder is made in the parent's temp dir (the server points that
+under its data dir) and removed whatever happens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from yolostack_engine.convert.sandbox import GIB, Limits
+from yolostack_engine.processes import child_preexec, kill_group
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,10 @@ def convert_checkpoint(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     python: str = sys.executable,
 ) -> ConversionResult:
-    """Convert an uploaded checkpoint into out_dir (model.pt, model.onnx, meta.json) in a confined child."""
+    """Convert an uploaded checkpoint into out_dir (model.pt, model.onnx, meta.json) in a confined child.
+
+    Call it from a thread that outlives the conversion (the child dies with the thread that started it).
+    """
     work, command = _prepare(pt_path, timeout_s, memory_bytes, python)
     try:
         return _publish(_parse(*_run(command, work, timeout_s)), work / "out", out_dir)
@@ -121,15 +126,14 @@ async def _run_async(command: list[str], work: Path, timeout_s: float) -> tuple[
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            start_new_session=True,
+            preexec_fn=child_preexec(),
         )
         try:
             stdout, _ = await asyncio.wait_for(process.communicate(), timeout_s)
         except TimeoutError:
             raise ConversionError(f"conversion timed out after {timeout_s:g} s", code="timeout") from None
         finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            kill_group(process.pid)
             await asyncio.shield(process.wait())
     returncode = process.returncode if process.returncode is not None else -signal.SIGKILL
     if returncode != 0:
@@ -171,7 +175,7 @@ def _run(command: list[str], work: Path, timeout_s: float) -> tuple[str, int]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            start_new_session=True,
+            preexec_fn=child_preexec(),
         )
         try:
             stdout, _ = process.communicate(timeout=timeout_s)
@@ -190,8 +194,7 @@ def _run(command: list[str], work: Path, timeout_s: float) -> tuple[str, int]:
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the child's process group and reap the child."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    kill_group(process.pid)
     process.wait()
 
 

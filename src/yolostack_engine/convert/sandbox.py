@@ -8,6 +8,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from yolostack_engine.processes import private_environment
+
 GIB = 1 << 30
 
 
@@ -45,38 +47,19 @@ def _lower(name: int, value: int) -> None:
     resource.setrlimit(name, (value, value))
 
 
-OFFLINE_ENV = {
-    "YOLO_OFFLINE": "1",
-    "YOLO_AUTOINSTALL": "False",
+CHILD_ENV = {
     "YOLO_VERBOSE": "False",
-    "ORT_DISABLE_TELEMETRY": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TORCH_HOME": "",
-    "OMP_NUM_THREADS": "",
 }
 
 
 def enter_private_dir() -> Path:
-    """Create a private temp dir, point HOME/TMPDIR/config dirs at it and chdir into it."""
+    """Create a private temp dir (inside the parent's work dir: TMPDIR), point HOME/TMPDIR/caches and
+    ultralytics' settings and folders at it, and chdir into it."""
     private = Path(tempfile.mkdtemp(prefix="yolostack-convert-"))
-    config = private / "config"
-    home = private / "home"
-    for folder in (config / "Ultralytics", home / "intel"):
-        folder.mkdir(parents=True)
-    # The OpenVINO telemetry opt-out and ultralytics settings are read from HOME and YOLO_CONFIG_DIR.
-    (home / "intel" / "openvino_telemetry").write_text("0")
-    env = dict(OFFLINE_ENV)
-    env.update(
-        HOME=str(home),
-        TMPDIR=str(private),
-        YOLO_CONFIG_DIR=str(config),
-        TORCH_HOME=str(private / "torch"),
-        MPLCONFIGDIR=str(private / "matplotlib"),
-        XDG_CACHE_HOME=str(private / "cache"),
-    )
+    env = private_environment(private) | CHILD_ENV
     env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
     os.environ.update(env)
-    tempfile.tempdir = str(private)
+    tempfile.tempdir = env["TMPDIR"]
     os.chdir(private)
     return private
