@@ -1,4 +1,4 @@
-"""``yolostack watch``: follow a training run or an export until it ends, through the API only.
+"""``yolostack watch``: follow a training run, an export or a dataset ingest until it ends, through the API only.
 
 A client like the official ones (no database access): it polls the job's read endpoint and, with
 ``--logs``, ``/api/jobs/{id}/logs``. In a terminal it draws a ``rich`` progress bar; otherwise it
@@ -24,7 +24,7 @@ COMPLETED, FAILED, STOPPED, INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES = {"completed": COMPLETED, "failed": FAILED, "cancelled": STOPPED}
 ACTIVE = frozenset({"pending", "queued", "starting", "running"})
 EXPORT_PHASES = ("preparing", "downloading", "exporting", "uploading", "completed")
-TARGET_HELP = "owner/project/model, ul://owner/project/model, model_…, job_… or export_…"
+TARGET_HELP = "owner/project/model, ul://owner/project/model, model_…, job_… (training or ingest) or export_…"
 # The metrics shown, in order: a label and the ultralytics names it stands for (first one present wins).
 HEADLINE = (
     ("mAP50-95", ("metrics/mAP50-95(B)", "metrics/mAP50-95(M)", "metrics/mAP50-95(P)")),
@@ -91,6 +91,9 @@ class Snapshot:
     phase: str | None = None
     export_format: str | None = None
     error: str | None = None
+    dataset_id: str | None = None  # an ingest's dataset
+    images: int = 0  # an ingest's images imported so far, of ``image_total``
+    image_total: int = 0
 
     @property
     def is_done(self) -> bool:
@@ -98,7 +101,7 @@ class Snapshot:
 
     @property
     def change(self) -> tuple[str, int, str | None]:
-        """What a new plain line is printed for: the status, the epoch or the export phase."""
+        """What a new plain line is printed for: the status, the epoch, or the export's or ingest's phase."""
         return (self.status, self.epoch, self.phase)
 
 
@@ -107,6 +110,19 @@ def snapshot_of(job: dict[str, Any]) -> Snapshot:
     error = job.get("error")
     message = str(error.get("message") or "") or None if isinstance(error, dict) else None
     job_id, status = str(job.get("id")), str(job.get("status"))
+    if job.get("kind") == "ingest":
+        progress = job.get("progress") or {}
+        phase = job.get("phase")
+        return Snapshot(
+            job_id,
+            "ingest",
+            status,
+            images=_int(progress.get("current")),
+            image_total=_int(progress.get("total")),
+            phase=str(phase) if phase else None,
+            error=message,
+            dataset_id=str(job.get("datasetId") or "") or None,
+        )
     if job.get("kind") == "export":
         phase, export_format = job.get("phase"), job.get("format")
         return Snapshot(
@@ -154,7 +170,11 @@ def duration(ms: int) -> str:
 
 
 def position(snapshot: Snapshot) -> list[str]:
-    """Where the job is: ``epoch 3/10`` or ``phase exporting`` (nothing while unknown)."""
+    """Where the job is: ``epoch 3/10``, ``phase exporting`` or ``phase importing  images 120/400`` (nothing
+    while unknown)."""
+    if snapshot.kind == "ingest":
+        phase = [f"phase {snapshot.phase}"] if snapshot.phase and not snapshot.is_done else []
+        return phase + ([f"images {snapshot.images}/{snapshot.image_total}"] if snapshot.image_total else [])
     if snapshot.kind == "export":
         return [f"phase {snapshot.phase}"] if snapshot.phase else []
     return [f"epoch {snapshot.epoch}/{snapshot.epochs}"] if snapshot.epochs else []
@@ -169,7 +189,9 @@ def extras(snapshot: Snapshot) -> list[str]:
 
 
 def describe(snapshot: Snapshot) -> str:
-    """``training job_…`` or ``export job_… (onnx)``."""
+    """``training job_…``, ``export job_… (onnx)`` or ``ingest job_… (dataset_…)``."""
+    if snapshot.kind == "ingest":
+        return f"ingest {snapshot.job_id}" + (f" ({snapshot.dataset_id})" if snapshot.dataset_id else "")
     if snapshot.kind == "export":
         what = f" ({snapshot.export_format})" if snapshot.export_format else ""
         return f"export {snapshot.job_id}{what}"
@@ -240,7 +262,10 @@ class RichView:
 
 
 def steps(snapshot: Snapshot) -> tuple[int | None, int]:
-    """The bar's total and position: epochs, or phases of an export (no total while unknown)."""
+    """The bar's total and position: epochs, phases of an export, or images of an ingest (no total while
+    unknown)."""
+    if snapshot.kind == "ingest":
+        return snapshot.image_total or None, snapshot.images
     if snapshot.kind == "export":
         position = EXPORT_PHASES.index(snapshot.phase) if snapshot.phase in EXPORT_PHASES else 0
         done = len(EXPORT_PHASES) - 1 if snapshot.status == "completed" else position
@@ -249,6 +274,8 @@ def steps(snapshot: Snapshot) -> tuple[int | None, int]:
 
 
 def bar_title(snapshot: Snapshot) -> str:
+    if snapshot.kind == "ingest":
+        return f"Ingest: {snapshot.phase or snapshot.status}"
     if snapshot.kind == "export":
         what = f"Export {snapshot.export_format}" if snapshot.export_format else "Export"
         return f"{what}: {snapshot.phase or snapshot.status}"
@@ -315,6 +342,8 @@ class Follower:
             print(f"a newer run {snapshot.job_id} replaced {self.current.job_id}; following it", file=self.notes)
             self.logs_after = None if self.logs_after is None else 0
         self.current = snapshot
+        if snapshot.kind == "ingest":
+            self.logs_after = None  # an ingest has no console output
         return snapshot
 
     def fetch_patiently(self, target: Target) -> Snapshot:

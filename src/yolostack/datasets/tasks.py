@@ -295,6 +295,7 @@ class IngestWorker:
                 dataset = await session.get(Dataset, lease.row_id, populate_existing=True)
                 assert dataset is not None
                 dataset.processing_progress = None
+                dataset.ingest = {**request, "images": total, "endedAt": isoformat(utcnow())}
                 dataset.version += 1
                 await self._record(session, dataset, "dataset.ingested", f"Ingested {total} image(s)", warnings)
                 upload = await session.get(UploadSession, request["sessionId"])
@@ -312,6 +313,7 @@ class IngestWorker:
             if dataset is None:
                 return
             dataset.processing_error = {"message": message, "timestamp": isoformat(utcnow())}
+            dataset.ingest = {**(dataset.ingest or {}), "endedAt": isoformat(utcnow())}
             await self._record(session, dataset, "dataset.ingest_failed", f"Ingest failed: {message}", [])
 
     async def _record(

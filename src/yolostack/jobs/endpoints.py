@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from yolostack.auth.dependencies import AnyAuth, AuthContext
+from yolostack.auth.scopes import Scope
 from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest, Forbidden, NotFound
 from yolostack.core.ids import new_id
@@ -57,6 +58,11 @@ async def _runner_job(session: DbSession, auth: AuthContext, job_id: str) -> Job
 
 @router.get("/{job_id}")
 async def get_job(auth: AnyAuth, session: DbSession, job_id: str) -> Body:
+    """A training run, an export, or a dataset ingest (the ``jobId`` its ingest answered)."""
+    ingest = await job_service.ingest_view(session, auth.account_id, job_id)
+    if ingest is not None:
+        auth.require(Scope.datasets)
+        return both(ingest, job=ingest)
     view = job_view(await _owned(session, auth, job_id))
     return both(view, job=view)
 

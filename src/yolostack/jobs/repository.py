@@ -1,5 +1,7 @@
 """Jobs: every read is scoped to the caller's account; transitions are conditional updates, so two
-server processes (or a runner's report racing the dispatcher) can never both record one outcome."""
+server processes (or a runner's report racing the dispatcher) can never both record one outcome.
+
+Training runs and exports are rows of ``jobs``; a dataset ingest is read from its dataset's row."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from yolostack.core.repository import Repository
-from yolostack.tables import ACTIVE_STATUSES, Executor, Job, JobKind, JobLog, JobStatus
+from yolostack.tables import ACTIVE_STATUSES, Dataset, Executor, Job, JobKind, JobLog, JobStatus
 
 
 class JobRepository(Repository):
@@ -21,6 +23,13 @@ class JobRepository(Repository):
 
     async def get_owned(self, owner_id: str, job_id: str) -> Job | None:
         return await self.session.scalar(select(Job).where(Job.id == job_id, Job.owner_id == owner_id))
+
+    async def ingest_owned(self, owner_id: str, job_id: str) -> Dataset | None:
+        """The dataset whose last ingest has this job id (an ingest's state lives on its dataset's row)."""
+        statement = select(Dataset).where(
+            Dataset.ingest_job_id == job_id, Dataset.owner_id == owner_id, Dataset.deleted_at.is_(None)
+        )
+        return await self.session.scalar(statement)
 
     async def latest_training(self, model_id: str) -> Job | None:
         statement = (

@@ -16,7 +16,17 @@ from yolostack.core.crypto import generate_api_key, hash_api_key, key_prefix
 from yolostack.core.ids import new_id
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.jobs.repository import JobRepository
-from yolostack.tables import ACTIVE_STATUSES, ApiKey, Job, JobKind, JobStatus, Model, ModelStatus
+from yolostack.tables import (
+    ACTIVE_STATUSES,
+    ApiKey,
+    Dataset,
+    DatasetStatus,
+    Job,
+    JobKind,
+    JobStatus,
+    Model,
+    ModelStatus,
+)
 from yolostack.webhooks.service import webhooks as webhook_service
 
 JOB_KEY_SCOPES = (Scope.training, Scope.datasets, Scope.models, Scope.exports)
@@ -56,6 +66,11 @@ class JobService:
         )
         await ApiKeyRepository(session).add(key)
         return plaintext
+
+    async def ingest_view(self, session: AsyncSession, owner_id: str, job_id: str) -> dict[str, Any] | None:
+        """The view of a dataset ingest's ``jobId`` (None when it names no ingest of the caller's)."""
+        dataset = await JobRepository(session).ingest_owned(owner_id, job_id)
+        return None if dataset is None else ingest_view(dataset)
 
     async def mark_running(self, session: AsyncSession, job: Job) -> bool:
         now = utcnow()
@@ -222,6 +237,42 @@ def training_view(job: Job) -> dict[str, Any]:
         "executor": str(job.executor),
         "createdAt": isoformat(job.created_at),
         "updatedAt": isoformat(job.updated_at),
+    }
+
+
+def ingest_status(dataset: Dataset) -> JobStatus:
+    """A dataset's last ingest as a job status: waiting for a worker, held by one, or ended."""
+    if dataset.status == DatasetStatus.ready:
+        return JobStatus.completed
+    if dataset.status == DatasetStatus.failed:
+        return JobStatus.failed
+    return JobStatus.running if dataset.ingest_lease_until is not None else JobStatus.queued
+
+
+def ingest_view(dataset: Dataset) -> dict[str, Any]:
+    """The ``job`` of ``GET /api/jobs/{jobId}`` for the ``jobId`` an ingest handed out (its dataset's row)."""
+    status = ingest_status(dataset)
+    request = dataset.ingest or {}
+    progress = dataset.processing_progress or {}
+    current, total = int(progress.get("current") or 0), int(progress.get("total") or 0)
+    if status == JobStatus.completed:
+        current = total = int(request.get("images") or 0)
+    error = None
+    if status == JobStatus.failed:
+        failure = dataset.processing_error or {}
+        message = str(failure.get("message") or "the ingest failed")
+        error = {"message": message, "code": "INGEST_FAILED", "timestamp": failure.get("timestamp")}
+    return {
+        "id": dataset.ingest_job_id,
+        "kind": "ingest",
+        "datasetId": dataset.id,
+        "status": str(status),
+        "phase": str(status) if status in (JobStatus.completed, JobStatus.failed) else progress.get("phase"),
+        "progress": {"current": current, "total": total},
+        "error": error,
+        "attempts": dataset.ingest_attempts,
+        "createdAt": request.get("queuedAt"),
+        "updatedAt": request.get("endedAt") or isoformat(dataset.updated_at),
     }
 
 
