@@ -79,7 +79,7 @@ class TestVetUrl:
     ) -> None:
         vetted = await vet_url(url, resolver=resolving_to("93.184.215.14"))
         async with httpx.AsyncClient() as client:
-            request = vetted.build_request(client, "POST", {"x-test": "1"}, b"{}")
+            request = vetted.build_request(client, b"{}", {"x-test": "1"})
         assert request.method == "POST"
         assert request.url.host == "93.184.215.14"
         assert request.headers["host"] == host

@@ -42,7 +42,7 @@ class VettedUrl:
     address: IPAddress
 
     def build_request(
-        self, client: httpx.AsyncClient, method: str, headers: dict[str, str], content: bytes | None = None
+        self, client: httpx.AsyncClient, content: bytes | None, headers: dict[str, str], *, method: str = "POST"
     ) -> httpx.Request:
         """A request to the vetted address that still names the URL's host (Host header, TLS SNI)."""
         pinned = self.url.copy_with(host=str(self.address))

@@ -101,7 +101,7 @@ async def _get(client: httpx.AsyncClient, target: VettedUrl, max_bytes: int) -> 
     """One pinned GET: a FetchedSource, or the Location of a redirect."""
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*;q=0.5"}
     try:
-        request = target.build_request(client, "GET", headers)
+        request = target.build_request(client, None, headers, method="GET")
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             return await _read(response, target.url, max_bytes)

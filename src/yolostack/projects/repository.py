@@ -1,74 +1,26 @@
+"""Projects: reads scoped to what the viewer may see, their models counted as the viewer sees them."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
+from yolostack.core.owned import OwnedRepository
 from yolostack.core.pagination import PageParams
-from yolostack.core.repository import Repository
 from yolostack.tables import Account, Model, Project, Visibility
 
 ProjectRow = tuple[Project, Account]
 
 
-class ProjectRepository(Repository):
+class ProjectRepository(OwnedRepository[Project, Account, ProjectRow]):
     """Projects with their owner; reads see the caller's own and others' public live projects."""
 
-    def _readable(self, viewer_id: str) -> Select[Project, Account]:
-        return (
-            select(Project, Account)
-            .join(Account, Account.id == Project.owner_id)
-            .where(
-                Project.deleted_at.is_(None),
-                or_(Project.owner_id == viewer_id, Project.visibility == Visibility.public),
-            )
-        )
-
-    async def _first(self, statement: Select[Project, Account]) -> ProjectRow | None:
-        row = (await self.session.execute(statement)).first()
-        if row is None:
-            return None
-        project, owner = row
-        return project, owner
-
-    async def get_readable(self, viewer_id: str, project_id: str) -> ProjectRow | None:
-        return await self._first(self._readable(viewer_id).where(Project.id == project_id))
-
-    async def get_readable_by_slug(self, viewer_id: str, owner: str, slug: str) -> ProjectRow | None:
-        return await self._first(self._readable(viewer_id).where(Account.username == owner, Project.slug == slug))
+    table = Project
+    owners = Account
 
     async def list_owned(self, owner_id: str, params: PageParams) -> tuple[Sequence[Project], int]:
-        statement = (
-            select(Project)
-            .where(Project.owner_id == owner_id, Project.deleted_at.is_(None))
-            .order_by(Project.created_at.desc(), Project.id)
-        )
-        return await self.page(statement, params)
-
-    async def list_readable_of_owner(self, viewer_id: str, owner_id: str, limit: int) -> tuple[Sequence[Project], int]:
-        statement = (
-            select(Project)
-            .where(
-                Project.owner_id == owner_id,
-                Project.deleted_at.is_(None),
-                or_(Project.owner_id == viewer_id, Project.visibility == Visibility.public),
-            )
-            .order_by(Project.created_at.desc(), Project.id)
-        )
-        return await self.page(statement, PageParams(page=1, limit=limit))
-
-    async def slug_taken(self, owner_id: str, slug: str, *, except_id: str | None = None) -> bool:
-        statement = select(Project.id).where(
-            Project.owner_id == owner_id, Project.slug == slug, Project.deleted_at.is_(None)
-        )
-        if except_id is not None:
-            statement = statement.where(Project.id != except_id)
-        return await self.session.scalar(statement) is not None
-
-    async def add(self, project: Project) -> Project:
-        self.session.add(project)
-        await self.session.flush()
-        return project
+        return await self.list_readable_of_owner(owner_id, owner_id, params)
 
     async def model_counts(self, viewer_id: str, project_ids: Sequence[str]) -> dict[str, int]:
         if not project_ids:
