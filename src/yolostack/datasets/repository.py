@@ -1,63 +1,31 @@
+"""Datasets and their images: reads scoped to what the viewer may see; image stats, pages, the export stream."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import case, func, select
+
+from yolostack.core.owned import OwnedRepository
 from yolostack.core.pagination import PageParams
 from yolostack.core.repository import Repository
-from yolostack.tables import Account, Dataset, DatasetImage, Visibility
+from yolostack.tables import Account, Dataset, DatasetImage
 
 DatasetRow = tuple[Dataset, Account]
 
 
-class DatasetRepository(Repository):
+class DatasetRepository(OwnedRepository[Dataset, Account, DatasetRow]):
     """Datasets with their owner; reads see the caller's own and others' public live datasets."""
 
-    def _readable(self, viewer_id: str) -> Select[Dataset, Account]:
-        return (
-            select(Dataset, Account)
-            .join(Account, Account.id == Dataset.owner_id)
-            .where(
-                Dataset.deleted_at.is_(None),
-                or_(Dataset.owner_id == viewer_id, Dataset.visibility == Visibility.public),
-            )
-        )
-
-    async def _first(self, statement: Select[Dataset, Account]) -> DatasetRow | None:
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1])
-
-    async def get_readable(self, viewer_id: str, dataset_id: str) -> DatasetRow | None:
-        return await self._first(self._readable(viewer_id).where(Dataset.id == dataset_id))
-
-    async def get_readable_by_slug(self, viewer_id: str, owner: str, slug: str) -> DatasetRow | None:
-        return await self._first(self._readable(viewer_id).where(Account.username == owner, Dataset.slug == slug))
+    table = Dataset
+    owners = Account
 
     async def list_readable(
         self, viewer_id: str, owner_id: str, params: PageParams, task: str | None = None
     ) -> tuple[Sequence[Dataset], int]:
-        statement = select(Dataset).where(
-            Dataset.owner_id == owner_id,
-            Dataset.deleted_at.is_(None),
-            or_(Dataset.owner_id == viewer_id, Dataset.visibility == Visibility.public),
-        )
-        if task:
-            statement = statement.where(Dataset.task == task)
-        return await self.page(statement.order_by(Dataset.created_at.desc(), Dataset.id), params)
-
-    async def slug_taken(self, owner_id: str, slug: str, *, except_id: str | None = None) -> bool:
-        statement = select(Dataset.id).where(
-            Dataset.owner_id == owner_id, Dataset.slug == slug, Dataset.deleted_at.is_(None)
-        )
-        if except_id is not None:
-            statement = statement.where(Dataset.id != except_id)
-        return await self.session.scalar(statement) is not None
-
-    async def add(self, dataset: Dataset) -> Dataset:
-        self.session.add(dataset)
-        await self.session.flush()
-        return dataset
+        criteria = [Dataset.task == task] if task else []
+        return await self.list_readable_of_owner(viewer_id, owner_id, params, *criteria)
 
     async def image_stats(self, dataset_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per dataset: image count, per split, labeled and errored."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from yolostack.account.repository import AccountRepository
+
 from yolostack.activity.service import activity as activity_service
-from yolostack.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from yolostack.core.errors import Conflict, NotFound
 from yolostack.core.ids import new_id
+from yolostack.core.owned import OwnedService, view_fields
 from yolostack.core.pagination import PageParams
-from yolostack.core.slugs import slugify
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.datasets.repository import DatasetRepository, DatasetRow
 from yolostack.datasets.schemas import DatasetCreate, DatasetDetail, DatasetSchema, DatasetUpdate, IngestRequest, Splits
@@ -33,14 +32,9 @@ def dataset_view(dataset: Dataset, owner: str, stats: dict[str, int] | None) -> 
     stats = stats or {}
     names = names_list(dataset.class_names)
     return DatasetSchema(
-        id=dataset.id,
-        owner=owner,
+        **view_fields(dataset, owner),
         dataset=dataset.slug,
-        slug=dataset.slug,
-        name=dataset.name,
-        description=dataset.description,
         task=dataset.task,
-        visibility=dataset.visibility,
         status=dataset.status,
         image_count=stats.get("total", 0),
         splits=Splits(
@@ -59,68 +53,32 @@ def dataset_view(dataset: Dataset, owner: str, stats: dict[str, int] | None) -> 
         processing_progress=dataset.processing_progress,
         tags=list(dataset.tags or []),
         license=dataset.license,
-        created_at=dataset.created_at,
-        updated_at=dataset.updated_at,
     )
 
 
-class DatasetService:
+class DatasetService(OwnedService[Dataset, Account, DatasetRow]):
+    kind = "dataset"
+    repository = DatasetRepository
+    activity = activity_service
+
     async def create(self, session: AsyncSession, account: Account, data: DatasetCreate) -> Dataset:
-        if data.owner not in (None, account.username):
-            raise NotFound(f"workspace '{data.owner}' not found")
         assert data.dataset is not None
         assert data.name is not None
-        repository = DatasetRepository(session)
-        if await repository.slug_taken(account.id, data.dataset):
-            raise Conflict(f"dataset '{data.dataset}' already exists")
+        await self.check_new(session, account, data.owner, data.dataset)
         dataset = Dataset(
-            id=new_id("dataset"),
-            owner_id=account.id,
-            slug=data.dataset,
             name=data.name,
-            description=data.description,
             task=data.task,
-            visibility=data.visibility,
-            license=data.license,
-            tags=list(data.tags),
-            metadata_=data.metadata or {},
             class_names={str(index): name for index, name in enumerate(data.class_names or [])},
+            **self.new_columns(account, data.dataset, data),
         )
-        try:
-            async with session.begin_nested():
-                await repository.add(dataset)
-        except IntegrityError as error:
-            raise Conflict(f"dataset '{data.dataset}' already exists") from error
-        await self._record(session, account.id, dataset, "created")
-        return dataset
-
-    async def get_by_id(self, session: AsyncSession, viewer: Account, dataset_id: str) -> DatasetRow:
-        row = await DatasetRepository(session).get_readable(viewer.id, dataset_id)
-        if row is None:
-            raise NotFound(f"dataset '{dataset_id}' not found")
-        return row
-
-    async def get_by_slug(self, session: AsyncSession, viewer: Account, owner: str, slug: str) -> DatasetRow:
-        row = await DatasetRepository(session).get_readable_by_slug(viewer.id, owner, slug)
-        if row is None:
-            raise NotFound(f"dataset '{owner}/{slug}' not found")
-        return row
-
-    def require_owner(self, viewer: Account, row: DatasetRow) -> Dataset:
-        dataset, owner = row
-        if owner.id != viewer.id:
-            raise Forbidden("public datasets of other accounts are read-only")
+        await self.add(session, dataset, data.dataset)
+        await self.record(session, account.id, dataset, "created")
         return dataset
 
     async def list_for(
         self, session: AsyncSession, viewer: Account, owner: str | None, params: PageParams, task: str | None = None
     ) -> tuple[list[DatasetSchema], int]:
-        owner_account = viewer
-        if owner is not None and owner != viewer.username:
-            found = await AccountRepository(session).get_by_username(owner)
-            if found is None:
-                raise NotFound(f"user '{owner}' not found")
-            owner_account = found
+        owner_account = viewer if owner in (None, viewer.username) else await self.owner_named(session, owner)
         repository = DatasetRepository(session)
         datasets, total = await repository.list_readable(viewer.id, owner_account.id, params, task)
         stats = await repository.image_stats([dataset.id for dataset in datasets])
@@ -133,15 +91,7 @@ class DatasetService:
         return DatasetDetail(**view.model_dump(), metadata=dataset.metadata_)
 
     async def update(self, session: AsyncSession, viewer: Account, row: DatasetRow, data: DatasetUpdate) -> Dataset:
-        dataset = self.require_owner(viewer, row)
-        changes = data.model_dump(exclude_unset=True)
-        if data.name is not None and data.name != dataset.name:
-            slug = slugify(data.name)
-            if not slug:
-                raise BadRequest("name must contain at least one letter or digit")
-            if await DatasetRepository(session).slug_taken(viewer.id, slug, except_id=dataset.id):
-                raise Conflict(f"dataset '{slug}' already exists")
-            dataset.name, dataset.slug = data.name, slug
+        dataset, changes = await self.prepare_update(session, viewer, row, data)
         for field in ("description", "visibility", "license", "task"):
             if changes.get(field) is not None:
                 setattr(dataset, field, changes[field])
@@ -153,7 +103,7 @@ class DatasetService:
             dataset.class_names = {str(index): name for index, name in enumerate(data.class_names)}
             dataset.version += 1
         await session.flush()
-        await self._record(session, viewer.id, dataset, "updated", fields=sorted(changes))
+        await self.record(session, viewer.id, dataset, "updated", {"fields": sorted(changes)})
         return dataset
 
     async def delete(self, session: AsyncSession, viewer: Account, row: DatasetRow) -> None:
@@ -186,22 +136,8 @@ class DatasetService:
             "queuedAt": isoformat(utcnow()),
         }
         dataset.ingest_job_id, dataset.ingest_attempts = job_id, 0
-        await self._record(session, viewer.id, dataset, "ingest_queued", job=job_id)
+        await self.record(session, viewer.id, dataset, "ingest_queued", {"job": job_id})
         return job_id
-
-    async def _record(
-        self, session: AsyncSession, account_id: str, dataset: Dataset, verb: str, **details: object
-    ) -> None:
-        await activity_service.record(
-            session,
-            account_id,
-            f"dataset.{verb}",
-            resource_type="dataset",
-            resource_id=dataset.id,
-            resource_name=dataset.name,
-            message=f"Dataset '{dataset.name}' {verb.replace('_', ' ')}",
-            details=dict(details),
-        )
 
     async def stats(self, session: AsyncSession, datasets: Sequence[Dataset]) -> dict[str, dict[str, int]]:
         return await DatasetRepository(session).image_stats([dataset.id for dataset in datasets])

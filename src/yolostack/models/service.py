@@ -6,20 +6,19 @@ import re
 from collections.abc import AsyncIterable
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yolostack.account.repository import AccountRepository
 from yolostack.activity.service import activity as activity_service
-from yolostack.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.files import delete_after_commit
-from yolostack.core.ids import is_id, new_id
+from yolostack.core.ids import new_id
+from yolostack.core.owned import OwnedService, view_fields
 from yolostack.core.pagination import PageParams
-from yolostack.core.slugs import MAX_SLUG_LENGTH, slugify
+from yolostack.core.slugs import slugify
 from yolostack.models.repository import ModelRepository, ModelRow
 from yolostack.models.schemas import TRAINING_DETAILS, ModelCreate, ModelDetail, ModelSchema, ModelUpdate, ServingState
 from yolostack.models.trash import model_files
-from yolostack.projects.repository import ProjectRepository
+from yolostack.projects.service import project as project_service
 from yolostack.storage.backends import ObjectStore
 from yolostack.tables import Account, Model, ModelStatus, Project, ServingStatus, UploadSession, UploadStatus
 from yolostack.trash.service import trash as trash_service
@@ -41,18 +40,13 @@ def model_view(model: Model, project: Project, owner: str) -> ModelSchema:
     names = info.get("names")
     imgsz = info.get("imgsz")
     return ModelSchema(
-        id=model.id,
-        owner=owner,
+        **view_fields(model, owner),
         project=project.slug,
         project_id=project.id,
         project_name=project.name,
         model=model.slug,
-        slug=model.slug,
-        name=model.name,
-        description=model.description,
         task=model.task,
         status=model.status,
-        visibility=model.visibility,
         has_weights=model.has_weights,
         epochs=model.epochs,
         train_args=model.train_args,
@@ -62,8 +56,6 @@ def model_view(model: Model, project: Project, owner: str) -> ModelSchema:
         parameters=info.get("parameters"),
         file={"size": model.weights_size} if model.weights_size is not None else None,
         serving=ServingState(status=model.serving_status, error=model.serving_error),
-        created_at=model.created_at,
-        updated_at=model.updated_at,
     )
 
 
@@ -83,7 +75,11 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-class ModelService:
+class ModelService(OwnedService[Model, Account, ModelRow]):
+    kind = "model"
+    repository = ModelRepository
+    activity = activity_service
+
     async def create(self, session: AsyncSession, account: Account, data: ModelCreate) -> tuple[Model, Project]:
         if data.owner not in (None, account.username):
             raise NotFound(f"workspace '{data.owner}' not found")
@@ -95,30 +91,21 @@ class ModelService:
         model.train_args, model.epochs = data.train_args, data.epochs
         extras = {"train_results": data.train_results, "version": data.version}
         model.metrics = _merge_metrics(None, data.metrics, {key: value for key, value in extras.items() if value})
-        await self._record(session, account.id, model, "created")
+        await self.record(session, account.id, model, "created")
         return model, project
 
     async def _own_project(self, session: AsyncSession, account: Account, ref: str) -> Project:
-        repository = ProjectRepository(session)
-        row = (
-            await repository.get_readable(account.id, ref)
-            if is_id(ref)
-            else await repository.get_readable_by_slug(account.id, account.username, ref)
-        )
-        if row is None or row[0].owner_id != account.id:
+        project = await project_service.find_own(session, account, ref)
+        if project is None:
             raise NotFound(f"project '{ref}' not found")
-        return row[0]
+        return project
 
     async def insert(
         self, session: AsyncSession, account: Account, project: Project, slug: str, name: str, task: str | None
     ) -> Model:
         """Insert with ``slug``, or ``slug-2``, ``slug-3``… when taken: a re-run of ``ul cloud predict x.pt``
         must not fail because an earlier run made ``x``; the clients read the slug back."""
-        repository = ModelRepository(session)
-        candidate, number = slug, 1
-        while await repository.slug_taken(project.id, candidate):
-            number += 1
-            candidate = f"{slug[: MAX_SLUG_LENGTH - 8]}-{number}"
+        candidate = await ModelRepository(session).free_slug(project.id, slug)
         model = Model(
             id=new_id("model"),
             owner_id=account.id,
@@ -128,10 +115,7 @@ class ModelService:
             task=task,
             status=ModelStatus.pending,
         )
-        try:
-            return await repository.add(model)
-        except IntegrityError as exc:
-            raise Conflict(f"model '{candidate}' already exists in this project; retry") from exc
+        return await self.add(session, model, candidate, f"{self.slug_conflict(candidate)}; retry")
 
     async def upload(
         self,
@@ -153,7 +137,7 @@ class ModelService:
         key = weights_key(account.id, model.id, safe_name)
         stored = await store.write(key, chunks, max_bytes=max_bytes)
         self._attach(session, model, key, safe_name, stored.size, stored.sha256)
-        await self._record(session, account.id, model, "created", details={"weightsBytes": stored.size})
+        await self.record(session, account.id, model, "created", {"weightsBytes": stored.size})
         return model, project
 
     async def attach_upload(self, session: AsyncSession, store: ObjectStore, upload: UploadSession) -> None:
@@ -179,20 +163,6 @@ class ModelService:
         if model.status in (ModelStatus.pending, ModelStatus.untrained):
             model.status = ModelStatus.completed
 
-    async def get_by_id(self, session: AsyncSession, viewer: Account, model_id: str) -> ModelRow:
-        row = await ModelRepository(session).get_readable(viewer.id, model_id)
-        if row is None:
-            raise NotFound(f"model '{model_id}' not found")
-        return row
-
-    async def get_by_slug(
-        self, session: AsyncSession, viewer: Account, owner: str, project: str, model: str
-    ) -> ModelRow:
-        row = await ModelRepository(session).get_readable_by_slug(viewer.id, owner, project, model)
-        if row is None:
-            raise NotFound(f"model '{owner}/{project}/{model}' not found")
-        return row
-
     async def list_models(
         self,
         session: AsyncSession,
@@ -211,35 +181,18 @@ class ModelService:
     async def list_in_project(
         self, session: AsyncSession, viewer: Account, owner: str, project_slug: str, limit: int
     ) -> list[ModelSchema]:
-        owner_account = await AccountRepository(session).get_by_username(owner)
-        if owner_account is None:
-            raise NotFound(f"user '{owner}' not found")
-        row = await ProjectRepository(session).get_readable_by_slug(viewer.id, owner, project_slug)
-        if row is None:
-            raise NotFound(f"project '{owner}/{project_slug}' not found")
+        await self.owner_named(session, owner)
+        found, _ = await project_service.get_by_slug(session, viewer, owner, project_slug)
         rows, _ = await ModelRepository(session).list_readable(
-            viewer.id, PageParams(page=1, limit=limit), project_id=row[0].id
+            viewer.id, PageParams(page=1, limit=limit), project_id=found.id
         )
         return [model_view(model, project, account.username) for model, project, account in rows]
 
-    def _require_owner(self, viewer: Account, row: ModelRow) -> Model:
-        model, _, owner = row
-        if owner.id != viewer.id:
-            raise Forbidden("public models of other accounts are read-only")
-        return model
+    def slug_conflict(self, slug: str) -> str:
+        return f"model '{slug}' already exists in this project"
 
     async def update(self, session: AsyncSession, viewer: Account, row: ModelRow, data: ModelUpdate) -> Model:
-        model = self._require_owner(viewer, row)
-        changes = data.model_dump(exclude_unset=True)
-        if "starred" in changes:
-            raise BadRequest("starring models is not supported by this server")
-        if data.name is not None and data.name != model.name:
-            slug = slugify(data.name)
-            if not slug:
-                raise BadRequest("name must contain at least one letter or digit")
-            if slug != model.slug and await ModelRepository(session).slug_taken(model.project_id, slug):
-                raise Conflict(f"model '{slug}' already exists in this project")
-            model.name, model.slug = data.name, slug
+        model, changes = await self.prepare_update(session, viewer, row, data)
         for field in ("description", "visibility", "status", "train_args", "epochs"):
             if field in changes:
                 setattr(model, field, changes[field])
@@ -248,34 +201,17 @@ class ModelService:
         details = {field: changes[field] for field in TRAINING_DETAILS if field in changes}
         if "metrics" in changes or details:
             model.metrics = _merge_metrics(model.metrics, changes.get("metrics"), details)
-        try:
-            await session.flush()
-        except IntegrityError as exc:
-            raise Conflict(f"model '{model.slug}' already exists in this project") from exc
-        await self._record(session, viewer.id, model, "updated", details={"fields": sorted(changes)})
+        await self.save(session, model.slug)
+        await self.record(session, viewer.id, model, "updated", {"fields": sorted(changes)})
         return model
 
     async def delete(self, session: AsyncSession, viewer: Account, row: ModelRow) -> None:
-        model = self._require_owner(viewer, row)
+        model = self.require_owner(viewer, row)
         # A trashed model's training and exports stop: nothing could read their results any more.
         from yolostack.jobs.service import jobs as job_service
 
         await job_service.cancel_all(session, model.id, "the model was deleted")
         await trash_service.move(session, viewer.id, "model", model)
-
-    async def _record(
-        self, session: AsyncSession, account_id: str, model: Model, verb: str, details: dict[str, object] | None = None
-    ) -> None:
-        await activity_service.record(
-            session,
-            account_id,
-            f"model.{verb}",
-            resource_type="model",
-            resource_id=model.id,
-            resource_name=model.name,
-            message=f"Model '{model.name}' {verb}",
-            details=dict(details or {}),
-        )
 
 
 def weights_key(owner_id: str, model_id: str, filename: str) -> str:
