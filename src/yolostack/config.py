@@ -177,6 +177,24 @@ class DeploymentSettings(BaseModel):
     ray_region_resources: bool = False
 
 
+class LimitSettings(BaseModel):
+    """How much of a request body the server reads before refusing it (413), counted while it streams."""
+
+    # JSON (and every body that is neither multipart nor a route's declared raw upload): metadata of
+    # 500,000 characters and a trainer's telemetry fit many times over.
+    json_body_bytes: int = Field(default=4 * 1024**2, ge=64 * 1024)
+    # multipart/form-data (predict's image or video); unset: the largest predict input (inference
+    # max_video_bytes or max_image_bytes) plus 1 MiB for the form's other fields.
+    form_body_bytes: int | None = Field(default=None, ge=64 * 1024)
+    # JSON that nests deeper than this is refused (422).
+    json_max_depth: int = Field(default=64, ge=2, le=512)
+
+    def body_caps(self, inference: InferenceSettings) -> dict[str, int]:
+        """The request-body wrapper's arguments (``core.limits.BodyLimits``)."""
+        form = self.form_body_bytes or max(inference.max_video_bytes, inference.max_image_bytes) + 1024**2
+        return {"json_bytes": self.json_body_bytes, "form_bytes": form, "json_max_depth": self.json_max_depth}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -203,6 +221,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     jobs: JobSettings = JobSettings()
     deployments: DeploymentSettings = DeploymentSettings()
+    limits: LimitSettings = LimitSettings()
     # A Ray cluster's dashboard (Jobs API) address, e.g. http://127.0.0.1:8265, for YOLOSTACK_JOBS__EXECUTOR=ray.
     ray_address: str | None = None
     ray_token: str | None = None

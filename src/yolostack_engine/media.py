@@ -47,6 +47,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise MediaError("image has an unsupported pixel format")
+    # The header check trusted Pillow's reading of the header; what the decoder made is what counts.
+    height, width = image.shape[:2]
+    if width * height > max_pixels:
+        raise MediaError(f"image is larger than {max_pixels} pixels ({width}x{height} decoded)")
     return image
 
 
@@ -78,9 +82,13 @@ def _imdecode(buffer: np.ndarray) -> np.ndarray | None:
 
 
 def _decode_tiff(buffer: np.ndarray) -> np.ndarray | None:
-    """ultralytics' TIFF path: the first colour page read unchanged, alpha dropped."""
+    """ultralytics' TIFF path: the first colour page read unchanged, alpha dropped.
+
+    Only the first page is decoded: the header check saw only its size, and a small first page can front
+    any number of huge ones (ultralytics decodes them all, then keeps the first).
+    """
     try:
-        success, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+        success, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED, None, (0, 1))
     except cv2.error:
         return None
     if not success or not pages or pages[0].ndim != 3 or pages[0].dtype not in (np.uint8, np.uint16):

@@ -55,19 +55,52 @@ class ApiKeyService:
         )
         return key, plaintext
 
+    async def issue_for_job(
+        self, session: AsyncSession, account_id: str, job_id: str, scopes: Sequence[str], expires_at: datetime
+    ) -> str:
+        """A runner's key: tied to its job, hidden from the key list; returns the plaintext, never stored."""
+        plaintext = generate_api_key()
+        key = ApiKey(
+            id=new_id("key"),
+            account_id=account_id,
+            name=f"job {job_id}",
+            key_hash=hash_api_key(plaintext),
+            key_prefix=key_prefix(plaintext),
+            scopes=sorted(scopes),
+            expires_at=expires_at,
+            job_id=job_id,
+        )
+        await ApiKeyRepository(session).add(key)
+        return plaintext
+
+    async def expire_job_keys(self, session: AsyncSession, job_id: str, when: datetime) -> None:
+        """A job's keys stop working at ``when`` at the latest."""
+        for key in await ApiKeyRepository(session).for_job(job_id):
+            if key.expires_at is None or key.expires_at > when:
+                key.expires_at = when
+
     async def create(self, session: AsyncSession, auth: AuthContext, data: ApiKeyCreate) -> tuple[ApiKey, str]:
         requested = {str(scope) for scope in data.scopes}
-        if auth.key.scopes and (not requested or not requested <= set(auth.key.scopes)):
-            # A scoped key may only mint keys with a subset of its own rights.
-            raise Forbidden("A scoped key can only create keys with a subset of its own scopes")
+        if not auth.covers(requested):
+            # A scoped key may only mint keys with a subset of its own rights (no scopes = every right).
+            raise Forbidden(
+                "A scoped key can only create keys with a subset of its own scopes",
+                details=[{"field": "scopes", "message": f"at most: {', '.join(sorted(auth.scopes))}"}],
+            )
         return await self.issue(
             session, auth.account, name=data.name, scopes=sorted(requested), expires_at=data.expires_at
         )
 
-    async def revoke(self, session: AsyncSession, account_id: str, key_id: str) -> ApiKey:
+    async def revoke(
+        self, session: AsyncSession, account_id: str, key_id: str, *, by: AuthContext | None = None
+    ) -> ApiKey:
+        """Revoke one of the account's keys; ``by`` (a request's caller; None: the operator's CLI) may revoke
+        only keys with no right it lacks itself."""
         key = await ApiKeyRepository(session).get_active(account_id, key_id)
         if key is None:
             raise NotFound("API key not found")
+        if by is not None and not by.covers(key.scopes):
+            raise Forbidden("A scoped key can only revoke keys whose scopes are a subset of its own")
         key.revoked_at = utcnow()
         await activity_service.record(
             session,

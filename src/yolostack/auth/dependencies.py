@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from yolostack.api_keys.repository import ApiKeyRepository
 from yolostack.auth.ratelimit import RateLimiter, Window
+from yolostack.auth.repository import AuthRepository
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.crypto import hash_api_key
-from yolostack.core.db import DbSession
+from yolostack.core.db import Database, DbSession
 from yolostack.core.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from yolostack.core.timeutil import utcnow
 from yolostack.tables import Account, ApiKey, Plan
@@ -34,13 +37,29 @@ class AuthContext:
     def account_id(self) -> str:
         return self.account.id
 
+    @property
+    def scopes(self) -> frozenset[str]:
+        """What this key may do: its scopes, or every scope for a key that has none (spec §2)."""
+        return frozenset(self.key.scopes) if self.key.scopes else frozenset(str(scope) for scope in Scope)
+
     def has_scope(self, scope: Scope) -> bool:
-        return not self.key.scopes or scope in self.key.scopes
+        return str(scope) in self.scopes
+
+    def covers(self, scopes: Iterable[str]) -> bool:
+        """Whether a key with ``scopes`` (none: every scope) would have no right this one lacks."""
+        wanted = set(scopes) or {str(scope) for scope in Scope}
+        return wanted <= self.scopes
 
     def require(self, scope: Scope) -> None:
         """For routes whose scope depends on the request (an upload's asset type)."""
         if not self.has_scope(scope):
             raise Forbidden(f"API key lacks the '{scope}' scope")
+
+    def require_any(self, scopes: Iterable[Scope]) -> None:
+        wanted = tuple(scopes)
+        if not any(self.has_scope(scope) for scope in wanted):
+            names = "' or '".join(str(scope) for scope in wanted)
+            raise Forbidden(f"API key lacks the '{names}' scope")
 
 
 def read_api_key(request: Request) -> str | None:
@@ -55,6 +74,9 @@ def read_api_key(request: Request) -> str | None:
 
 # /api routes that take no key: the interactive docs (signed links and the like arrive with later domains).
 PUBLIC_API_PREFIXES: tuple[str, ...] = ("/api/docs", "/api/redoc")
+# /api routes whose credential is a token this server signed, sent where a key would be (the route verifies it):
+# a Ray Serve replica downloading the model it serves.
+SIGNED_TOKEN_ROUTES = re.compile(r"^/api/deployments/[^/]+/artifacts/[^/]+$")
 MISSING_KEY_MESSAGE = "Missing API key: send 'Authorization: Bearer ul_…' or 'x-api-key'"
 
 
@@ -63,6 +85,8 @@ def needs_key(path: str, method: str = "GET") -> bool:
     each deployment's own POST /d/{deploymentId})."""
     if method == "POST" and (path == "/" or path.startswith(("/v1/predict/", "/d/"))):
         return True
+    if method == "GET" and SIGNED_TOKEN_ROUTES.match(path):
+        return False
     return path.startswith("/api/") and not path.startswith(PUBLIC_API_PREFIXES)
 
 
@@ -77,11 +101,11 @@ def plan_windows(settings: Settings, account: Account) -> tuple[Window, ...]:
     return (Window(per_minute, 60), Window(per_day, 86_400))
 
 
-async def authenticate(request: Request, session: DbSession) -> AuthContext:
-    key = read_api_key(request)
+async def resolve_key(session: AsyncSession, key: str | None) -> AuthContext:
+    """The rules a key must pass (known, not revoked, not expired); ``Unauthorized`` otherwise."""
     if key is None:
         raise Unauthorized(MISSING_KEY_MESSAGE)
-    found = await ApiKeyRepository(session).get_with_account_by_hash(hash_api_key(key))
+    found = await AuthRepository(session).get_with_account_by_hash(hash_api_key(key))
     if found is None:
         raise Unauthorized("Invalid API key")
     api_key, account = found
@@ -90,9 +114,31 @@ async def authenticate(request: Request, session: DbSession) -> AuthContext:
         raise Unauthorized("API key has been revoked")
     if api_key.expires_at is not None and api_key.expires_at <= now:
         raise Unauthorized("API key has expired")
-    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
-        api_key.last_used_at = now
     return AuthContext(account=account, key=api_key)
+
+
+async def identify(request: Request) -> None:
+    """Before the body is read (the request middleware): check the key in a short session of its own and keep
+    the caller on ``request.state``, so a missing or wrong key costs the server one lookup whatever it sends."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session:
+        request.state.auth = await resolve_key(session, read_api_key(request))
+
+
+async def authenticate(request: Request, session: DbSession) -> AuthContext:
+    """The caller in this request's unit of work: the key ``identify`` checked, or checked here."""
+    early: AuthContext | None = getattr(request.state, "auth", None)
+    if early is None:
+        auth = await resolve_key(session, read_api_key(request))
+    else:
+        # Attach the rows to this session without reading them again (they are unchanged since).
+        account = await session.merge(early.account, load=False)
+        api_key = await session.merge(early.key, load=False)
+        auth = AuthContext(account=account, key=api_key)
+    now = utcnow()
+    if auth.key.last_used_at is None or now - auth.key.last_used_at >= LAST_USED_RESOLUTION:
+        auth.key.last_used_at = now
+    return auth
 
 
 async def apply_rate_limit(
@@ -118,23 +164,26 @@ async def apply_rate_limit(
 
 
 class Authenticator:
-    """A dependency: authenticate, rate-limit (unless exempt), then require ``scope``."""
+    """A dependency: authenticate, rate-limit (unless exempt), then require one of ``scopes`` (none: any key;
+    a route whose scope depends on the request checks the exact one with ``AuthContext.require``)."""
 
-    def __init__(self, scope: Scope | None = None, *, rate_limited: bool = True) -> None:
-        self.scope = scope
+    def __init__(self, *scopes: Scope, rate_limited: bool = True) -> None:
+        self.scopes = scopes
         self.rate_limited = rate_limited
 
     async def __call__(self, request: Request, session: DbSession) -> AuthContext:
         auth = await authenticate(request, session)
         if self.rate_limited:
             await apply_rate_limit(request, auth)
-        if self.scope is not None:
-            auth.require(self.scope)
+        if self.scopes:
+            auth.require_any(self.scopes)
         return auth
 
 
 class HubAuthenticator:
     """The shared HUB inference API: its own budget per key (100 calls/hour, spec §4), not the general one."""
+
+    scopes = (Scope.inference,)
 
     async def __call__(self, request: Request, session: DbSession) -> AuthContext:
         auth = await authenticate(request, session)
@@ -155,3 +204,8 @@ InferenceAuth = Annotated[AuthContext, Depends(Authenticator(Scope.inference))]
 StorageAuth = Annotated[AuthContext, Depends(Authenticator(Scope.storage))]
 ActivityAuth = Annotated[AuthContext, Depends(Authenticator(Scope.activity))]
 TrashAuth = Annotated[AuthContext, Depends(Authenticator(Scope.trash))]
+# A job is a training run, an export or a dataset ingest (the route checks which); the runners' job keys hold
+# all three scopes.
+JobsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.training, Scope.exports, Scope.datasets))]
+# An upload is for a dataset or a model (the route checks which, from the body or the upload session).
+UploadsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.datasets, Scope.models))]

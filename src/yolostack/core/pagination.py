@@ -7,6 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 MAX_LIMIT = 100
+# Far past any real listing, and (page - 1) * limit stays an OFFSET both databases take (SQLite and
+# PostgreSQL stop at 2**63): a larger page is a 422, never an overflow.
+MAX_PAGE = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class PageParams:
 
 
 def _page_params(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 20,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)

@@ -1,14 +1,137 @@
-"""Field rules shared by several domains."""
+"""Field rules shared by several domains, and the one strict JSON reader every request body goes through."""
 
 import json
-from typing import Any
+import math
+import re
+from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import Field
 
 from yolostack.core.errors import BadRequest
 
 MAX_METADATA_CHARS = 500_000
 MAX_METADATA_KEY_CHARS = 128
+# Deeper documents than this are refused: no legitimate body nests so far, and Python's parser recurses.
+MAX_JSON_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+# Integers a column can hold: SQLite and PostgreSQL BIGINT stop at 2**63, PostgreSQL INTEGER at 2**31.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+# Floats as the clients may send them in a form or a body: NaN and ±infinity (or 1e400, which is one) refused.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+# A \u escape of a surrogate (pairs included: they are checked after decoding) or a raw UTF-8-encoded one.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+class StrictJsonError(ValueError):
+    """A body Python's ``json`` would read but that is not strict JSON (RFC 8259, plus our size limits)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise StrictJsonError(f"number {text[:32]} is out of range (it does not fit in a 64-bit float)")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise StrictJsonError(f"integer {text[:32]}… is out of range (at most 64 bits)")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise StrictJsonError(f"{name} is not JSON: numbers must be finite")
+
+
+def _check_tree(value: Any, depth: int, max_depth: int) -> None:
+    """Nesting depth, and no lone surrogate in any key or string (PostgreSQL and UTF-8 cannot store one)."""
+    if isinstance(value, str):
+        _check_text(value)
+        return
+    if not isinstance(value, dict | list):
+        return
+    if depth >= max_depth:  # depth counts from 0: the document's own object or array is level 1
+        raise StrictJsonError(f"JSON nests deeper than {max_depth} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_tree(item, depth + 1, max_depth)
+    else:
+        for item in value:
+            _check_tree(item, depth + 1, max_depth)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StrictJsonError("invalid unicode: a string holds a lone surrogate (\\ud800-\\udfff)") from None
+
+
+def loads_strict(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON as RFC 8259 has it: UTF-8, finite numbers, integers within 64 bits, no lone surrogates,
+    nesting at most ``max_depth``. Raises ``StrictJsonError`` for what Python's ``json`` would accept but we
+    refuse, and ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for what is not JSON at all."""
+    if isinstance(data, str):
+        text, raw = data, data.encode("utf-8", "surrogatepass")
+    else:
+        # Strict UTF-8 (raw surrogates and other invalid bytes are a UnicodeDecodeError); a BOM may lead.
+        text, raw = data.decode("utf-8-sig"), data
+    try:
+        value = json.loads(text, parse_float=_finite_float, parse_int=_int64, parse_constant=_no_constant)
+    except RecursionError:
+        raise StrictJsonError(f"JSON nests deeper than {max_depth} levels") from None
+    # The tree walk costs a Python call per node; skip it when no string can hold a surrogate and the
+    # document has too few brackets to nest that deep.
+    if raw.count(b"[") + raw.count(b"{") > max_depth or _SURROGATE_HINT.search(raw):
+        _check_tree(value, 0, max_depth)
+    return value
+
+
+def check_json_body(data: bytes, *, max_depth: int = MAX_JSON_DEPTH, declared_json: bool) -> None:
+    """Refuse (``BadRequest``) a body that would be read as JSON but is not strict JSON.
+
+    A body that is not JSON at all is the route's business (a form, bytes), unless its content type says
+    JSON: then it is refused here too, with the parser's reason.
+    """
+    if not data.strip():
+        return
+    try:
+        loads_strict(data, max_depth=max_depth)
+        return
+    except StrictJsonError as error:
+        raise BadRequest(f"invalid JSON body: {error}", details=[{"field": "", "message": str(error)}]) from None
+    except ValueError as error:
+        reason = _reason(error)
+    if declared_json or _python_reads_it(data):
+        raise BadRequest(f"invalid JSON body: {reason}", details=[{"field": "", "message": reason}])
+
+
+def _python_reads_it(data: bytes) -> bool:
+    """Whether a hand-written ``json.loads`` would accept it (UTF-16, say): then it must have been strict."""
+    try:
+        json.loads(data)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return True
+
+
+def _reason(error: ValueError) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return str(error)[:200]
 
 
 def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -24,9 +147,12 @@ def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON body, which must be an object (a 400 in the spec's format otherwise)."""
+    """The request's JSON body, which must be an object (a 422 ``VALIDATION_ERROR`` otherwise)."""
+    data = await request.body()
     try:
-        body = await request.json()
+        body = loads_strict(data)
+    except StrictJsonError as error:
+        raise BadRequest(f"invalid JSON body: {error}", details=[{"field": "", "message": str(error)}]) from None
     except ValueError as exc:
         raise BadRequest("the body must be a JSON object") from exc
     if not isinstance(body, dict):

@@ -25,6 +25,8 @@ EXIF_ORIENTATION = 274
 TIFF_WIDTH, TIFF_HEIGHT = 256, 257
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 DEFAULT_MAX_PIXELS = 100_000_000
+# More pages than any scan or GeoTIFF pyramid we would train on; each costs a header read to check.
+MAX_TIFF_PAGES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +73,33 @@ def _probe(path: Path, max_pixels: int) -> ImageInfo:
             )
         if width < 1 or height < 1:
             raise ImageError(f"{path.name} has no pixels")
+        if pillow_format == "TIFF":
+            _check_pages(image, path.name, max_pixels)
         upright = upright_size(image)  # before load(): Pillow drops a TIFF's orientation once it has applied it
         image.load()  # decode every byte: a truncated file fails here, not at training time
         name, canonical_ext = SUPPORTED_FORMATS[pillow_format]
     ext = path.suffix.lower().lstrip(".")
     return ImageInfo(upright[0], upright[1], name, ext if ext in _EXTENSIONS[name] else canonical_ext)
+
+
+def _check_pages(image: Image.Image, name: str, max_pixels: int) -> None:
+    """A TIFF's pages together: ultralytics decodes every page of a TIFF it trains on, then keeps the first,
+    so a small first page must not front huge ones. Leaves the image on its first page."""
+    total = 0
+    for page in range(MAX_TIFF_PAGES + 1):
+        try:
+            image.seek(page)
+        except EOFError:
+            break
+        if page == MAX_TIFF_PAGES:
+            raise ImageError(f"{name} has more than {MAX_TIFF_PAGES} pages")
+        width, height = image.size
+        total += width * height
+        if total > max_pixels:
+            raise ImageError(
+                f"{name}'s pages hold more than the {max_pixels:,} pixel limit together (possible decompression bomb)"
+            )
+    image.seek(0)
 
 
 def upright_size(image: Image.Image) -> tuple[int, int]:
