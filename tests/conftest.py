@@ -10,7 +10,26 @@ pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app", "tests.fixtur
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _run_sqlite_only_where_marked(config, items)
+    _group_for_workers(items)
+
+
+def _run_sqlite_only_where_marked(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.sqlite_only``: what the test checks does not depend on the database (media decoding, the
+    engine, signed links, middleware), so its PostgreSQL run would only repeat the SQLite one."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        # The backend is a fixture's parameter ("sqlite" / "postgres"): database_url, live_server, …
+        on_postgres = callspec is not None and "postgres" in callspec.params.values()
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _group_for_workers(items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (scripts/test) a file's tests stay on one worker, so its module and
     session fixtures (trained models, live servers) are built once; every test on the one shared Ray head runs
     on a single worker, since a Serve config is declarative (one server's applications replace another's)."""

@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from tests.fixtures.assertions import assert_error, ok
 from tests.fixtures.factories import User
 
+# What this checks (middleware, error rendering and docs) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 SUMMARY = "/api/account/summary"
 BOOM = "/test-boom"
 SECRET = "/srv/yolostack/secret.py line 42"

@@ -18,7 +18,8 @@ import ultralytics
 from tests.fixtures.detector import TrainedDetector
 from tests.fixtures.server import LiveServer
 
-pytestmark = [pytest.mark.conformance, pytest.mark.slow]
+# The clients against the engine: the database only finds the model, as every other test shows on both.
+pytestmark = [pytest.mark.conformance, pytest.mark.slow, pytest.mark.sqlite_only]
 
 ASSETS = Path(ultralytics.__file__).parent / "assets"
 

@@ -23,6 +23,9 @@ from tests.fixtures.assertions import assert_error, ok
 from tests.fixtures.factories import User
 from yolostack.config import Settings
 
+# What this checks (archive extraction and image probing) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 EVIL = f"evil-{secrets.token_hex(6)}.txt"
 SYSTEM_TMP = Path(tempfile.gettempdir())
 REPO = Path(__file__).resolve().parents[2]

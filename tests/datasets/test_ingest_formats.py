@@ -27,6 +27,9 @@ from tests.fixtures.assertions import ok
 from tests.fixtures.factories import User
 from yolostack.config import Settings
 
+# What this checks (the archive formats' parsing) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 DETECT = {
     "train/a": "0 0.5 0.5 0.2 0.2",
     "train/b": "1 0.3 0.3 0.1 0.1\n0 0.6 0.6 0.2 0.2",

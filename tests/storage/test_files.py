@@ -22,6 +22,9 @@ from yolostack.config import Settings
 from yolostack.storage.backends import S3Store
 from yolostack.storage.service import FileLinks
 
+# What this checks (signed links and the stores) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 KEY = "models/alice/project/model/best.pt"
 NAME = "best.pt"
 DATA = os.urandom(3000)
