@@ -41,6 +41,7 @@ from yolostack.worker.registry import WorkerContext, workers
 # stops them in reverse order.
 WORKER_MODULES = (
     "yolostack.trash.tasks",
+    "yolostack.uploads.tasks",
     "yolostack.datasets.tasks",
     "yolostack.models.tasks",
     "yolostack.jobs.tasks",

@@ -203,7 +203,7 @@ def _claim_data_dir(settings: Settings) -> Path:
     if not settings.storage_url:
         store = create_store(None, data_dir, endpoint_url=None, region=None)
         assert isinstance(store, LocalStore)
-        store.sweep_partial_writes()
+        store.sweep_partials()
     return temp_dir
 
 

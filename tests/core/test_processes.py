@@ -45,7 +45,7 @@ def running(pid: int) -> bool:
         status: str = psutil.Process(pid).status()
     except psutil.NoSuchProcess:
         return False
-    return status != psutil.STATUS_ZOMBIE
+    return bool(status != psutil.STATUS_ZOMBIE)
 
 
 def wait_gone(pid: int, timeout: float = 10) -> bool:
@@ -196,7 +196,7 @@ class TestLocalStorePartials:
         dead = tmp_path / "objects" / ".partial" / f"{host}-{gone_pid()}-1"
         dead.mkdir(parents=True)
         (dead / "0123abcd").write_bytes(b"half an upload")
-        assert store.sweep_partial_writes() == [dead]
+        assert store.sweep_partials() == [dead]
         assert [path for path in (tmp_path / "objects" / ".partial").rglob("*") if path.is_file()] == []
 
 

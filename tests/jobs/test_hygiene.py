@@ -22,6 +22,7 @@ from tests.fixtures.checkpoints import Checkpoints
 from tests.fixtures.checkpoints import checkpoints as checkpoints
 from tests.jobs.helpers import LiveStack, create_model, ok, upload_dataset, wait_for, wait_training
 from yolostack.core.processes import owner_is_gone, owner_tag
+from yolostack.models.tasks import LEASE as CONVERSION_LEASE
 
 pytestmark = [pytest.mark.slow]
 
@@ -29,6 +30,8 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 ULTRALYTICS_FOLDERS = ("runs", "datasets", "weights")
 LEFTOVER_SUFFIXES = (".part", ".partial", ".tmp")
 ORPHAN_TIMEOUT = 10.0
+# The conversion worker's poll interval and a loaded machine's start-up, on top of the lease.
+TAKEOVER_SLACK = 15.0
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -44,7 +47,7 @@ def running(process: psutil.Process) -> bool:
         status: str = process.status()
     except psutil.NoSuchProcess:
         return False
-    return status != psutil.STATUS_ZOMBIE
+    return bool(status != psutil.STATUS_ZOMBIE)
 
 
 def zombies(pid: int) -> list[str]:
@@ -74,7 +77,9 @@ def leftovers(data: Path) -> list[str]:
     temp = data / "tmp"
     if temp.exists():
         found += [str(path) for path in temp.iterdir() if owner_is_gone(path.name)]
-    found += [str(path) for path in data.rglob("*") if path.name.endswith(LEFTOVER_SUFFIXES)]
+    found += [
+        str(path) for path in data.rglob("*") if path.name.endswith(LEFTOVER_SUFFIXES) and path.name != ".partial"
+    ]
     return found
 
 
@@ -126,12 +131,12 @@ class TestServerKilledDuringConversion:
 
             stack.restart()
             assert leftovers(stack.data) == []
-            # No conversion runs any more: the restarted server takes it over at once instead of showing
-            # "converting" until the dead server's lease runs out.
+            # No conversion runs any more: the restarted server takes it over once the dead server's lease
+            # (renewed every few seconds while it lived) runs out, not minutes later.
             wait_for(
                 lambda: (serving_status(stack.http, model), conversion_children(stack.data)),
                 lambda state: state[0] in ("ready", "failed") or bool(state[1]),
-                15,
+                CONVERSION_LEASE.total_seconds() + TAKEOVER_SLACK,
                 what="the restarted server to take the conversion over",
             )
             status = wait_for(

@@ -3,7 +3,8 @@
 Writes stream through and become visible only when complete (a temporary file renamed into place, an
 S3 multipart upload completed at the end), so a broken upload never leaves half an object behind. On disk
 the temporary files are kept per process (``.partial/<owner>/``): what a killed server was writing is
-swept by the next start and periodically (``LocalStore.sweep_partial_writes``).
+swept by the next start and periodically (``sweep_partial_writes``); in S3, multipart uploads that a
+killed process never completed nor aborted are aborted once a day old.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -27,6 +29,8 @@ from yolostack.core.processes import owner_tag, sweep
 CHUNK_SIZE = 1024 * 1024
 # Partial files named the way older versions did (no owner) are removed once untouched this long.
 UNOWNED_PARTIAL_SECONDS = 3600.0
+# S3 says nothing of who started a multipart upload: one this old was abandoned (no upload lasts a day).
+STALE_MULTIPART = timedelta(days=1)
 S3_PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB, except the last
 
 
@@ -94,6 +98,10 @@ class ObjectStore(Protocol):
         """A URL the store itself serves, or None when the server must serve the bytes (local disk)."""
         ...
 
+    async def sweep_partial_writes(self) -> int:
+        """Remove what writes cut short by a killed process left behind; returns how many were removed."""
+        ...
+
     def key_for_url(self, url: str) -> str | None:
         """The key a URL of this store's own points at (its presigned links), or None."""
         ...
@@ -103,6 +111,14 @@ async def iter_file(path: Path) -> AsyncIterator[bytes]:
     async with await anyio.open_file(path, "rb") as handle:
         while chunk := await handle.read(CHUNK_SIZE):
             yield chunk
+
+
+async def download(store: ObjectStore, key: str, target: Path) -> None:
+    """Copy an object to a local file (its folder created)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as handle:
+        async for chunk in store.read(key):
+            await asyncio.to_thread(handle.write, chunk)
 
 
 class LocalStore:
@@ -123,9 +139,12 @@ class LocalStore:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / secrets.token_hex(16)
 
-    def sweep_partial_writes(self) -> list[Path]:
+    def sweep_partials(self) -> list[Path]:
         """Remove the temporary files of writes whose process is gone (a killed server's uploads)."""
         return sweep(self._partial, stale_after=UNOWNED_PARTIAL_SECONDS)
+
+    async def sweep_partial_writes(self) -> int:
+        return len(await asyncio.to_thread(self.sweep_partials))
 
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
         target = self.path(key)
@@ -243,6 +262,19 @@ class S3Store:
                 await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
             raise
         return digest.result(key)
+
+    async def sweep_partial_writes(self) -> int:
+        """Abort this store's multipart uploads started more than ``STALE_MULTIPART`` ago."""
+        cutoff = datetime.now(UTC) - STALE_MULTIPART
+        prefix = {"Prefix": f"{self.prefix}/"} if self.prefix else {}
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, **prefix)
+        for page in await asyncio.to_thread(list, pages):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < cutoff:
+                    await self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
 
     async def _part(self, name: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         reply = await self._call("upload_part", Key=name, UploadId=upload_id, PartNumber=number, Body=body)
