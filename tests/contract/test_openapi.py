@@ -50,7 +50,9 @@ class TestSecuritySchemes:
 
     async def test_every_operation_that_needs_a_key_says_so(self, schema: dict[str, Any]) -> None:
         for method, path, operation in operations(schema):
-            expected = [{"bearer": []}, {"apiKey": []}] if needs_key(path, method.upper()) else None
+            expected: list[dict[str, list[str]]] | None = None
+            if needs_key(path, method.upper()):
+                expected = [{"bearer": []}, {"apiKey": []}]
             assert operation.get("security") == expected, (method, path)
 
     async def test_keyed_operations_document_401_403_429(self, schema: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,6 +158,16 @@ class TestGetImage:
         assert body["classNames"] == ["cat", "dog"]
         download = await client.get(urlsplit(body["imageUrl"]).path)
         assert hashlib.sha256(download.content).hexdigest() == image["hash"]
+
+    async def test_properties_carry_what_the_sdk_types_read(
+        self, client: httpx.AsyncClient, alice: User, cars: dict[str, dict[str, Any]]
+    ) -> None:
+        image = cars["images/train/b.jpg"]
+        properties = ok(await client.get(f"{IMAGES}/{image['id']}", headers=alice.headers))["properties"]
+        assert properties["annotationCount"] == 2
+        assert properties["extension"] == "jpg"
+        assert properties["retainedByVersion"] is False
+        assert datetime.fromisoformat(properties["createdAt"]).tzinfo is not None
 
     async def test_unknown_image_is_404(self, client: httpx.AsyncClient, alice: User) -> None:
         assert_error(await client.get(f"{IMAGES}/image_nope", headers=alice.headers), 404, "NOT_FOUND")

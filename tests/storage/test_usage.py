@@ -27,6 +27,13 @@ class TestGetStorage:
         assert body["username"] == "alice"
         assert body["breakdown"]["byCategory"]["datasets"] == {"bytes": 0, "count": 0}
 
+    async def test_every_usage_entry_has_a_limit_and_percent(self, client: httpx.AsyncClient, alice: User) -> None:
+        usage = ok(await client.get(STORAGE, headers=alice.headers))["usage"]
+        assert set(usage) == {"datasets", "models", "images", "deployments", "storage"}
+        for name, entry in usage.items():
+            assert set(entry) == {"current", "limit", "percent"}, name
+            assert isinstance(entry["percent"], float)
+
     async def test_counts_each_image_once_and_drops_the_ingested_archive(
         self, client: httpx.AsyncClient, alice: User, tmp_path: Path
     ) -> None:
@@ -50,7 +57,7 @@ class TestGetStorage:
         body = ok(await client.get(STORAGE, headers=alice.headers))
         assert body["data"]["used"] == image_bytes
         assert body["breakdown"]["byCategory"]["datasets"] == {"bytes": image_bytes, "count": 2}
-        assert body["usage"]["images"] == {"current": 6}
+        assert body["usage"]["images"] == {"current": 6, "limit": 0, "percent": 0.0}  # 0: no limit here
 
     async def test_exports_count_and_only_the_newest_is_kept(
         self, client: httpx.AsyncClient, alice: User, tmp_path: Path

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from yolostack.account.schemas import PublicUser
+from yolostack.account.schemas import AccountSummaryResponse, PublicUser, UserResponse
 from yolostack.account.service import account as account_service
 from yolostack.auth.dependencies import AccountAuth, AnyAuth
 from yolostack.core.db import DbSession
@@ -13,14 +13,14 @@ router = APIRouter(tags=["account"])
 users_router = APIRouter(tags=["account"])
 
 
-@router.get("/summary")
+@router.get("/summary", response_model=AccountSummaryResponse)
 async def get_account_summary(auth: AccountAuth, session: DbSession) -> Body:
     """Who the key belongs to; ``yolo login`` accepts a key when this answers 2xx."""
     summary = await account_service.summary(session, auth.account)
     return both(summary, **summary.model_dump(mode="json", by_alias=True))
 
 
-@users_router.get("")
+@users_router.get("", response_model=UserResponse)
 async def get_user(
     _: AnyAuth,
     session: DbSession,

@@ -1,5 +1,6 @@
 from typing import Literal
 
+from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import Schema
 
 
@@ -27,3 +28,11 @@ class PublicUser(Schema):
     account_type: str
     follower_count: int = 0
     is_followed: bool = False
+
+
+class AccountSummaryResponse(SeedResponse[AccountSummary], AccountSummary):
+    """The summary twice: in ``data`` (seed) and at the top level (``yolo login``, ``ul``)."""
+
+
+class UserResponse(ClientResponse):
+    user: PublicUser

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from yolostack.activity.schemas import ActivityEventSchema, ActivitySelection
+from yolostack.activity.schemas import ActivityEventSchema, ActivityPage, ActivitySelection, ActivityUpdated
 from yolostack.activity.service import activity as activity_service
 from yolostack.auth.dependencies import ActivityAuth
 from yolostack.core.db import DbSession
@@ -19,7 +19,7 @@ router = APIRouter(tags=["activity"])
 DATE_HELP = "ISO date or date-time, inclusive (a bare date covers that whole day); UTC unless an offset is given"
 
 
-@router.get("")
+@router.get("", response_model=ActivityPage)
 async def list_activity(
     auth: ActivityAuth,
     session: DbSession,
@@ -48,7 +48,7 @@ async def list_activity(
     return both(rows, meta=PageMeta.of(pagination, total), events=rows, total=total, unseenCount=unseen)
 
 
-@router.post("/mark-seen")
+@router.post("/mark-seen", response_model=ActivityUpdated)
 async def mark_activity_seen(
     auth: ActivityAuth, session: DbSession, selection: Annotated[ActivitySelection | None, Body()] = None
 ) -> ResponseBody:
@@ -58,7 +58,7 @@ async def mark_activity_seen(
     return both({"updated": updated}, updated=updated)
 
 
-@router.post("/archive")
+@router.post("/archive", response_model=ActivityUpdated)
 async def archive_activity(
     auth: ActivityAuth, session: DbSession, selection: Annotated[ActivitySelection | None, Body()] = None
 ) -> ResponseBody:

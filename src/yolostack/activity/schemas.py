@@ -3,6 +3,7 @@ from typing import Any
 
 from pydantic import Field
 
+from yolostack.core.responses import SeedPage, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 
 
@@ -30,3 +31,17 @@ class ActivitySelection(RequestSchema):
         if self.all:
             return None
         return self.event_ids if self.event_ids is not None else self.ids
+
+
+class ActivityPage(SeedPage[ActivityEventSchema]):
+    events: list[ActivityEventSchema]
+    total: int
+    unseen_count: int
+
+
+class UpdatedCount(Schema):
+    updated: int
+
+
+class ActivityUpdated(SeedResponse[UpdatedCount], UpdatedCount):
+    pass

@@ -3,6 +3,7 @@ from datetime import datetime
 from pydantic import Field, computed_field, field_validator
 
 from yolostack.auth.scopes import Scope
+from yolostack.core.responses import SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 
 
@@ -47,3 +48,21 @@ class ApiKeyCreated(ApiKeySchema):
     """Returned once, at creation: the only time the plaintext key is shown."""
 
     key: str
+
+
+class ApiKeyList(SeedResponse[list[ApiKeySchema]]):
+    keys: list[ApiKeySchema]
+
+
+class ApiKeyCreatedResponse(SeedResponse[ApiKeyCreated], ApiKeyCreated):
+    """The new key twice: in ``data`` (seed) and at the top level (clients)."""
+
+
+class RevokedKey(Schema):
+    id: str
+    revoked: bool
+
+
+class ApiKeyRevoked(SeedResponse[RevokedKey]):
+    key_id: str
+    revoked: bool

@@ -118,11 +118,12 @@ def _document_errors(path: str, operation: dict[str, Any], secured: bool) -> Non
     statuses: list[int] = []
     if secured:
         operation["security"] = SECURITY
-        statuses += [401, 403, 429]
+        # 404 too: a keyed route looks up what its path or body names (a project, a dataset, an owner).
+        statuses += [401, 403, 404, 429]
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:
         statuses.append(422)
-    if "{" in path:
+    if "{" in path and 404 not in statuses:
         statuses.append(404)
     if "requestBody" in operation:
         statuses.append(413)

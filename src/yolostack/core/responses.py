@@ -25,15 +25,15 @@ Typing a route (the how-to; docs/development.md "Typed routes" says the same at 
 3. A body that must not be filtered or re-validated (a file, a stream, a hot path such as predict) keeps
    ``response_model=None`` and documents itself with ``responses={200: {"model": X}}`` (or
    ``{"content": {...}}`` for non-JSON).
-4. Errors: 401/403/429 (routes that need a key), 422 (routes with parameters or a body), 404 (routes with a
-   path parameter) and 413 (routes with a body) are documented on every operation by ``core/openapi.py``.
+4. Errors: 401/403/404/429 (routes that need a key), 422 (routes with parameters or a body), 404 (routes
+   with a path parameter) and 413 (routes with a body) are documented on every operation by ``core/openapi.py``.
    Declare the others per route: ``responses=errors(409)`` (they all use ``ErrorResponse``).
 5. Every route has a tag (its router's ``tags=[...]``); ``tests/contract`` checks the whole document.
 """
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from yolostack.core.pagination import PageMeta
@@ -75,6 +75,16 @@ class Envelope(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="forbid")
 
     success: Literal[True] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_computed(cls, data: Any) -> Any:
+        # A computed field (``keyId``) is in the body the route built and is computed again on the way out.
+        computed = cls.model_computed_fields
+        if not computed or not isinstance(data, dict):
+            return data
+        names = set(computed) | {field.alias for field in computed.values() if field.alias}
+        return {key: value for key, value in data.items() if key not in names}
 
 
 class PageMetaSchema(Schema):
@@ -123,10 +133,11 @@ class ErrorResponse(BaseModel):
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be served as asked (a domain rule; the error code says which)",
     401: "Missing, invalid, revoked or expired API key (UNAUTHORIZED)",
-    403: "The API key lacks the scope this route needs (FORBIDDEN)",
-    404: "No such resource, or it belongs to another account (NOT_FOUND)",
+    403: "The API key lacks the scope this route needs, or a signed link is invalid or expired (FORBIDDEN)",
+    404: "No such resource (named in the path or the body), or it is another account's (NOT_FOUND)",
     409: "The resource already exists or is in a state that forbids this (CONFLICT)",
     413: "The body is larger than the server accepts (PAYLOAD_TOO_LARGE)",
+    416: "The requested byte range lies outside the file (RANGE_NOT_SATISFIABLE)",
     422: "A body, query, form or path value is invalid (VALIDATION_ERROR; details name the fields)",
     429: "Rate limit exceeded (RATE_LIMITED; Retry-After says when to retry)",
     503: "A service the server depends on is unavailable (SERVICE_UNAVAILABLE)",

@@ -12,11 +12,26 @@ from yolostack.core.errors import NotFound
 from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
-from yolostack.core.responses import Body, both, client, seed
+from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, seed
 from yolostack.datasets import images as image_service
 from yolostack.datasets.export import ensure_export
 from yolostack.datasets.repository import DatasetRow
-from yolostack.datasets.schemas import DatasetCreate, DatasetUpdate, IngestRequest, Task
+from yolostack.datasets.schemas import (
+    DatasetCreate,
+    DatasetCreated,
+    DatasetDetail,
+    DatasetExportResponse,
+    DatasetList,
+    DatasetResponse,
+    DatasetSchema,
+    DatasetUpdate,
+    DatasetUpdated,
+    ImagePage,
+    IngestRequest,
+    IngestResponse,
+    Task,
+    TrashedDataset,
+)
 from yolostack.datasets.service import dataset as dataset_service
 from yolostack.datasets.service import dataset_view
 from yolostack.storage.service import Files
@@ -29,7 +44,7 @@ def _region(request: Request) -> str:
     return region
 
 
-@router.get("")
+@router.get("", response_model=SeedPage[DatasetSchema])
 async def list_datasets(
     auth: DatasetsAuth, session: DbSession, pagination: PageParamsQuery, task: Task | None = None
 ) -> Body:
@@ -38,7 +53,7 @@ async def list_datasets(
     return seed(datasets, meta=PageMeta.of(pagination, total))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=DatasetCreated, responses=errors(409))
 async def create_dataset(request: Request, auth: DatasetsAuth, session: DbSession, data: DatasetCreate) -> Body:
     """Create an empty dataset; an existing slug is a 409."""
     dataset = await dataset_service.create(session, auth.account, data)
@@ -53,7 +68,7 @@ async def create_dataset(request: Request, auth: DatasetsAuth, session: DbSessio
     )
 
 
-@router.get("/{ref}")
+@router.get("/{ref}", response_model=SeedResponse[DatasetDetail] | DatasetList)
 async def get_dataset_or_list_owner(
     request: Request,
     auth: DatasetsAuth,
@@ -70,7 +85,7 @@ async def get_dataset_or_list_owner(
     return client(datasets=datasets, total=total, region=_region(request))
 
 
-@router.delete("/{ref}")
+@router.delete("/{ref}", response_model=SeedResponse[TrashedDataset])
 async def delete_dataset_by_id(auth: DatasetsAuth, session: DbSession, ref: str) -> Body:
     """Move a dataset to the trash (seed)."""
     if not is_id(ref):
@@ -88,7 +103,7 @@ async def _export(request: Request, session: DbSession, files: Files, row: Datas
     return both(fields, **fields)
 
 
-@router.post("/{ref}/export")
+@router.post("/{ref}/export", response_model=DatasetExportResponse)
 async def export_dataset_by_id(
     request: Request, auth: DatasetsAuth, session: DbSession, files: Files, ref: str
 ) -> Body:
@@ -98,14 +113,14 @@ async def export_dataset_by_id(
     return await _export(request, session, files, await dataset_service.get_by_id(session, auth.account, ref))
 
 
-@router.get("/{owner}/{slug}")
+@router.get("/{owner}/{slug}", response_model=DatasetResponse)
 async def get_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slug: str) -> Body:
     """A dataset with its status and ingest progress (clients; ``ul`` polls this while processing)."""
     row = await dataset_service.get_by_slug(session, auth.account, owner, slug)
     return client(dataset=await dataset_service.detail(session, row))
 
 
-@router.patch("/{owner}/{slug}")
+@router.patch("/{owner}/{slug}", response_model=DatasetUpdated, responses=errors(409))
 async def update_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slug: str, data: DatasetUpdate) -> Body:
     """Change a dataset; a new name also changes its slug."""
     row = await dataset_service.get_by_slug(session, auth.account, owner, slug)
@@ -113,7 +128,7 @@ async def update_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slu
     return both(await dataset_service.detail(session, (dataset, row[1])), dataset=dataset.slug)
 
 
-@router.delete("/{owner}/{slug}")
+@router.delete("/{owner}/{slug}", response_model=ClientResponse)
 async def delete_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slug: str) -> Body:
     """Move a dataset to the trash for 30 days (clients)."""
     row = await dataset_service.get_by_slug(session, auth.account, owner, slug)
@@ -121,7 +136,7 @@ async def delete_dataset(auth: DatasetsAuth, session: DbSession, owner: str, slu
     return client()
 
 
-@router.get("/{owner}/{slug}/export")
+@router.get("/{owner}/{slug}/export", response_model=DatasetExportResponse)
 async def export_dataset(
     request: Request, auth: DatasetsAuth, session: DbSession, files: Files, owner: str, slug: str
 ) -> Body:
@@ -129,7 +144,7 @@ async def export_dataset(
     return await _export(request, session, files, await dataset_service.get_by_slug(session, auth.account, owner, slug))
 
 
-@router.post("/{owner}/{slug}/ingest", status_code=202)
+@router.post("/{owner}/{slug}/ingest", status_code=202, response_model=IngestResponse, responses=errors(409))
 async def ingest_dataset(
     request: Request, auth: DatasetsAuth, session: DbSession, owner: str, slug: str, data: IngestRequest
 ) -> Body:
@@ -140,7 +155,7 @@ async def ingest_dataset(
     return both({"jobId": job_id, "status": "queued"}, jobId=job_id, status="queued")
 
 
-@router.get("/{owner}/{slug}/images")
+@router.get("/{owner}/{slug}/images", response_model=ImagePage)
 async def list_dataset_images(
     auth: DatasetsAuth,
     session: DbSession,

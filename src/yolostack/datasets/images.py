@@ -15,7 +15,14 @@ from yolostack.core.files import delete_after_commit
 from yolostack.core.responses import Body, client
 from yolostack.datasets.formats.records import FormatError, Label
 from yolostack.datasets.repository import DatasetRepository, ImageRepository
-from yolostack.datasets.schemas import ImageSchema, LabelsUpdate
+from yolostack.datasets.schemas import (
+    ImageDeleted,
+    ImageDetail,
+    ImageProperties,
+    ImageSchema,
+    ImageUpdated,
+    LabelsUpdate,
+)
 from yolostack.datasets.service import dataset as dataset_service
 from yolostack.datasets.service import names_list
 from yolostack.storage.service import FileLinks, Files
@@ -81,12 +88,19 @@ async def _image_and_dataset(
     return image, row[0], row[1]
 
 
-@router.get("/{image_id}")
+@router.get("/{image_id}", response_model=ImageDetail)
 async def get_image(auth: DatasetsAuth, session: DbSession, files: Files, image_id: str) -> Body:
     """One image with its labels and a signed URL of its bytes."""
     image, dataset, _ = await _image_and_dataset(session, auth.account, image_id)
     view = image_view(files, image, labels=True, url=True)
-    properties = {**view.model_dump(mode="json", by_alias=True), "datasetId": dataset.id, "filename": image.name}
+    properties = ImageProperties(
+        **view.model_dump(),
+        dataset_id=dataset.id,
+        filename=image.name,
+        extension=image.ext.lstrip("."),
+        annotation_count=image.label_count,
+        created_at=image.created_at,
+    )
     return client(
         properties=properties,
         labels=image.labels,
@@ -96,7 +110,7 @@ async def get_image(auth: DatasetsAuth, session: DbSession, files: Files, image_
     )
 
 
-@router.patch("/{image_id}")
+@router.patch("/{image_id}", response_model=ImageUpdated)
 async def update_image(auth: DatasetsAuth, session: DbSession, image_id: str, data: LabelsUpdate) -> Body:
     """Replace an image's labels (normalized Label objects) and/or move it to another split."""
     image, dataset, owner = await _image_and_dataset(session, auth.account, image_id)
@@ -132,7 +146,7 @@ def _checked_labels(labels: list[dict[str, Any]], dataset: Dataset) -> list[dict
     return checked
 
 
-@router.delete("/{image_id}")
+@router.delete("/{image_id}", response_model=ImageDeleted)
 async def delete_image(auth: DatasetsAuth, session: DbSession, image_id: str) -> Body:
     """Remove an image from its dataset; its file goes when no other dataset of the account uses it."""
     image, dataset, owner = await _image_and_dataset(session, auth.account, image_id)

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.core.slugs import slugify
 from yolostack.projects.schemas import Metadata, Name, Slug, Tags
@@ -118,3 +119,88 @@ class ImageSchema(Schema):
 class LabelsUpdate(RequestSchema):
     labels: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
     split: SplitName | None = None
+
+
+class DatasetCreated(SeedResponse[DatasetSchema]):
+    """The seed's ``data`` and the clients' ``{id, owner, dataset, name, region}``."""
+
+    id: str
+    owner: str
+    dataset: str
+    name: str
+    region: str
+
+
+class DatasetList(ClientResponse):
+    datasets: list[DatasetSchema]
+    total: int
+    region: str
+
+
+class DatasetResponse(ClientResponse):
+    dataset: DatasetDetail
+
+
+class DatasetUpdated(SeedResponse[DatasetDetail]):
+    dataset: str = Field(description="The slug, new when the name changed")
+
+
+class TrashedDataset(Schema):
+    id: str
+    trashed: bool
+
+
+class DatasetExportLink(Schema):
+    download_url: str = Field(description="A signed link to the dataset as Ultralytics NDJSON")
+    version: int
+    cached: bool
+
+
+class DatasetExportResponse(SeedResponse[DatasetExportLink], DatasetExportLink):
+    """The link twice: in ``data`` (seed) and at the top level (clients, ``ul://`` downloads)."""
+
+
+class IngestQueued(Schema):
+    job_id: str = Field(description="Read it back at GET /api/jobs/{jobId}")
+    status: Literal["queued"] = "queued"
+
+
+class IngestResponse(SeedResponse[IngestQueued], IngestQueued):
+    pass
+
+
+class ImagePage(ClientResponse):
+    images: list[ImageSchema]
+    total: int
+    has_more: bool
+    next_cursor: str | None
+    classes: list[str]
+    error_count: int
+
+
+class ImageProperties(ImageSchema):
+    dataset_id: str
+    filename: str
+    extension: str = Field(description="The stored file's extension without the dot, e.g. jpg")
+    annotation_count: int
+    retained_by_version: bool = False
+    created_at: datetime
+
+
+class ImageDetail(ClientResponse):
+    properties: ImageProperties
+    labels: list[dict[str, Any]]
+    class_names: list[str]
+    metadata: dict[str, Any]
+    image_url: str | None
+
+
+class ImageUpdated(ClientResponse):
+    labels: list[dict[str, Any]]
+    label_count: int
+    split: str
+
+
+class ImageDeleted(ClientResponse):
+    deleted_image_id: str
+    deleted_count: int

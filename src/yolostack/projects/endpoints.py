@@ -9,22 +9,34 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import NotFound
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, both, client, seed
-from yolostack.projects.schemas import ProjectCreate, ProjectModelSchema, ProjectUpdate
+from yolostack.core.responses import Body, SeedPage, SeedResponse, both, client, errors, seed
+from yolostack.projects.schemas import (
+    ProjectCreate,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectDetail,
+    ProjectList,
+    ProjectModelSchema,
+    ProjectSchema,
+    ProjectTrashed,
+    ProjectUpdate,
+    ProjectUpdated,
+    ProjectWithModels,
+)
 from yolostack.projects.service import project as project_service
 from yolostack.projects.service import project_detail, project_view
 
 router = APIRouter(tags=["projects"])
 
 
-@router.get("")
+@router.get("", response_model=SeedPage[ProjectSchema])
 async def list_projects(auth: ProjectsAuth, session: DbSession, pagination: PageParamsQuery) -> Body:
     """The caller's projects, newest first (seed)."""
     projects, total = await project_service.list_owned(session, auth.account, pagination)
     return seed(projects, meta=PageMeta.of(pagination, total))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=ProjectCreated, responses=errors(409))
 async def create_project(request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate) -> Body:
     """Create a project; an existing slug is a 409."""
     project = await project_service.create(session, auth.account, data)
@@ -39,7 +51,7 @@ async def create_project(request: Request, auth: ProjectsAuth, session: DbSessio
     )
 
 
-@router.get("/{ref}")
+@router.get("/{ref}", response_model=SeedResponse[ProjectDetail] | ProjectList)
 async def get_project_or_list_owner(
     request: Request,
     auth: ProjectsAuth,
@@ -56,7 +68,7 @@ async def get_project_or_list_owner(
     return client(projects=projects, total=total, region=request.app.state.settings.region)
 
 
-@router.delete("/{ref}")
+@router.delete("/{ref}", response_model=ProjectTrashed)
 async def delete_project_by_id(auth: ProjectsAuth, session: DbSession, ref: str) -> Body:
     """Move a project (and its models) to the trash (seed)."""
     if not is_id(ref):
@@ -66,7 +78,7 @@ async def delete_project_by_id(auth: ProjectsAuth, session: DbSession, ref: str)
     return both({"id": ref, "trashed": True, "cascadedModels": cascaded}, cascadedModels=cascaded)
 
 
-@router.get("/{owner}/{slug}")
+@router.get("/{owner}/{slug}", response_model=ProjectWithModels)
 async def get_project(
     auth: ProjectsAuth,
     session: DbSession,
@@ -92,7 +104,7 @@ async def get_project(
     return client(project=detail, models=rows, isOwner=row[1].id == auth.account_id)
 
 
-@router.patch("/{owner}/{slug}")
+@router.patch("/{owner}/{slug}", response_model=ProjectUpdated, responses=errors(409))
 async def update_project(auth: ProjectsAuth, session: DbSession, owner: str, slug: str, data: ProjectUpdate) -> Body:
     """Change a project; a new name also changes its slug."""
     row = await project_service.get_by_slug(session, auth.account, owner, slug)
@@ -101,7 +113,7 @@ async def update_project(auth: ProjectsAuth, session: DbSession, owner: str, slu
     return both(project_detail(project, owner, count), project=project.slug)
 
 
-@router.delete("/{owner}/{slug}")
+@router.delete("/{owner}/{slug}", response_model=ProjectDeleted)
 async def delete_project(auth: ProjectsAuth, session: DbSession, owner: str, slug: str) -> Body:
     """Move a project (and its models) to the trash for 30 days (clients)."""
     row = await project_service.get_by_slug(session, auth.account, owner, slug)

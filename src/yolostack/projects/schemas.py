@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
+from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.core.slugs import SLUG_PATTERN, slugify
 from yolostack.core.validation import check_metadata
@@ -101,3 +102,43 @@ class ProjectModelSchema(Schema):
     epoch_count: int = 0
     created_at: datetime
     updated_at: datetime
+
+
+class ProjectCreated(SeedResponse[ProjectSchema]):
+    """The seed's ``data`` and the clients' ``{id, owner, project, name, region}``."""
+
+    id: str
+    owner: str
+    project: str
+    name: str
+    region: str
+
+
+class ProjectList(ClientResponse):
+    projects: list[ProjectSchema]
+    total: int
+    region: str
+
+
+class ProjectWithModels(ClientResponse):
+    project: ProjectDetail
+    models: list[ProjectModelSchema]
+    is_owner: bool
+
+
+class ProjectUpdated(SeedResponse[ProjectDetail]):
+    project: str = Field(description="The slug, new when the name changed")
+
+
+class TrashedProject(Schema):
+    id: str
+    trashed: bool
+    cascaded_models: int
+
+
+class ProjectTrashed(SeedResponse[TrashedProject]):
+    cascaded_models: int
+
+
+class ProjectDeleted(ClientResponse):
+    cascaded_models: int

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response, StreamingResponse
 
 from yolostack.core.errors import AppError, NotFound
+from yolostack.core.responses import errors
 from yolostack.storage.service import DOWNLOAD, Files
 
 router = APIRouter(tags=["files"])
@@ -45,7 +46,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 # Two routes rather than one with both methods: one would give OpenAPI the same operation id twice.
 @router.head("/files/{token}/{filename}", response_model=None, include_in_schema=False)
-@router.get("/files/{token}/{filename}", response_model=None)
+@router.get(
+    "/files/{token}/{filename}",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {
+            "description": "The requested range",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **errors(403, 416),
+    },
+)
 async def download_file(
     files: Files, token: str, filename: str, range_header: Annotated[str | None, Header(alias="range")] = None
 ) -> Response:

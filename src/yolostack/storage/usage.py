@@ -13,7 +13,16 @@ from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.errors import PayloadTooLarge
 from yolostack.core.responses import Body, both
-from yolostack.core.timeutil import isoformat, utcnow
+from yolostack.core.timeutil import utcnow
+from yolostack.storage.schemas import (
+    ByCategory,
+    CategoryUsage,
+    StorageBreakdown,
+    StorageResponse,
+    StorageTotals,
+    StorageUsage,
+    UsageEntry,
+)
 from yolostack.tables import (
     Account,
     Dataset,
@@ -124,32 +133,31 @@ async def ensure_room(session: AsyncSession, settings: Settings, account: Accoun
     return room
 
 
-@router.get("")
+@router.get("", response_model=StorageResponse)
 async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -> Body:
     """Bytes used by category against the plan's quota (seed ``{used, limit, percentage}`` + the clients' shape)."""
     settings: Settings = request.app.state.settings
     usage = await measure(session, auth.account_id)
-    limit = quota(settings, auth.account)
-    percent = round(100 * usage.total / limit, 4) if limit else 0.0
-    seed_data = {"used": usage.total, "limit": limit, "percentage": percent}
+    storage = UsageEntry.of(usage.total, quota(settings, auth.account))
     return both(
-        seed_data,
+        StorageTotals(used=storage.current, limit=storage.limit, percentage=storage.percent),
         tier=auth.account.plan,
         username=auth.account.username,
         region=settings.region,
-        updatedAt=isoformat(utcnow()),
-        usage={
-            "datasets": {"current": usage.dataset_count},
-            "images": {"current": usage.image_count},
-            "deployments": {"current": usage.deployment_count},
-            "storage": {"current": usage.total, "limit": limit, "percent": percent},
-        },
-        breakdown={
-            "byCategory": {
-                "datasets": {"bytes": usage.dataset_bytes, "count": usage.dataset_count},
-                "models": {"bytes": usage.model_bytes, "count": usage.model_count},
-                "exports": {"bytes": usage.export_bytes, "count": usage.export_count},
-            },
-            "topItems": [],
-        },
+        updatedAt=utcnow(),
+        usage=StorageUsage(
+            datasets=UsageEntry.of(usage.dataset_count),
+            models=UsageEntry.of(usage.model_count),
+            images=UsageEntry.of(usage.image_count),
+            deployments=UsageEntry.of(usage.deployment_count),
+            storage=storage,
+        ),
+        breakdown=StorageBreakdown(
+            by_category=ByCategory(
+                datasets=CategoryUsage(bytes=usage.dataset_bytes, count=usage.dataset_count),
+                models=CategoryUsage(bytes=usage.model_bytes, count=usage.model_count),
+                exports=CategoryUsage(bytes=usage.export_bytes, count=usage.export_count),
+            ),
+            top_items=[],
+        ),
     )

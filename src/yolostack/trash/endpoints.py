@@ -8,8 +8,16 @@ from yolostack.auth.dependencies import TrashAuth
 from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest
 from yolostack.core.pagination import PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, both
-from yolostack.trash.schemas import TrashDelete, TrashItem, TrashItemRef
+from yolostack.core.responses import Body, both, errors
+from yolostack.trash.schemas import (
+    TrashDelete,
+    TrashDeleted,
+    TrashItem,
+    TrashItemRef,
+    TrashPage,
+    TrashPreview,
+    TrashRestored,
+)
 from yolostack.trash.service import DeleteResult
 from yolostack.trash.service import trash as trash_service
 
@@ -32,7 +40,7 @@ def _summary(items: list[TrashItem]) -> dict[str, object]:
     }
 
 
-@router.get("")
+@router.get("", response_model=TrashPage | TrashPreview)
 async def list_trash(
     request: Request,
     auth: TrashAuth,
@@ -64,7 +72,7 @@ async def list_trash(
     )
 
 
-@router.post("")
+@router.post("", response_model=TrashRestored, responses=errors(409))
 async def restore_trash_item(auth: TrashAuth, session: DbSession, item: TrashItemRef) -> Body:
     """Restore an item and everything that was trashed with it."""
     result = await trash_service.restore(session, auth.account_id, item.type, item.ref)
@@ -85,13 +93,13 @@ def _deleted(result: DeleteResult) -> Body:
     )
 
 
-@router.post("/empty")
+@router.post("/empty", response_model=TrashDeleted)
 async def empty_trash(auth: TrashAuth, session: DbSession) -> Body:
     """Permanently delete everything in the trash (seed route)."""
     return _deleted(await trash_service.empty(session, auth.account_id))
 
 
-@router.delete("")
+@router.delete("", response_model=TrashDeleted)
 async def delete_trash(auth: TrashAuth, session: DbSession, body: TrashDelete) -> Body:
     """Permanently delete one item (``{id, type}``) or the whole trash (``{all: true}``)."""
     if body.all:

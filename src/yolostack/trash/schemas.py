@@ -3,6 +3,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from yolostack.core.responses import SeedPage, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 
 TrashType = Literal["project", "dataset", "model"]
@@ -44,14 +45,14 @@ class TrashDelete(RequestSchema):
 
 
 class ParentProject(Schema):
-    id_: str = Field(serialization_alias="_id")
+    id_: str = Field(alias="_id")
     name: str
     slug: str
 
 
 class TrashItem(Schema):
     # The SDK's trash rows name their id ``_id``; the seed's read ``id``. Both are sent.
-    underscore_id: str = Field(serialization_alias="_id")
+    underscore_id: str = Field(alias="_id")
     id: str
     type: TrashType
     name: str
@@ -67,3 +68,53 @@ class TrashResource(Schema):
     id: str
     type: Literal["project", "model", "deployment", "dataset"]
     name: str
+
+
+class TypeCount(Schema):
+    count: int
+    size_bytes: int | None = None
+
+
+class TrashSummary(Schema):
+    total_items: int
+    total_size_bytes: int
+    by_type: dict[str, TypeCount]
+
+
+class TrashPage(SeedPage[TrashItem]):
+    """The seed's page and the SDK's ``{items, total, page, limit, totalPages, summary, region}``."""
+
+    items: list[TrashItem]
+    total: int
+    page: int
+    limit: int
+    total_pages: int
+    summary: TrashSummary
+    region: str
+
+
+class TrashPreview(SeedResponse[list[TrashResource]]):
+    """``?id=&type=``: what deleting that item forever takes with it."""
+
+    resources: list[TrashResource]
+
+
+class RestoredItem(Schema):
+    id: str
+    type: TrashType
+    slug: str = Field(description="The slug it came back under (a new one when its old slug was taken)")
+    restored_models: int
+
+
+class TrashRestored(SeedResponse[RestoredItem]):
+    restored_models: int
+    slug: str
+
+
+class DeletedItems(Schema):
+    deleted_count: int
+    cascaded_models: int
+
+
+class TrashDeleted(SeedResponse[DeletedItems], DeletedItems):
+    pass

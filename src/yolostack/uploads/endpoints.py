@@ -4,26 +4,32 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from yolostack.auth.dependencies import AnyAuth
+from yolostack.auth.dependencies import UploadsAuth
 from yolostack.auth.scopes import Scope
 from yolostack.core.db import DbSession
 from yolostack.core.files import on_commit
-from yolostack.core.responses import Body, both, client
-from yolostack.core.timeutil import isoformat
+from yolostack.core.limits import limit_body
+from yolostack.core.responses import Body, both, client, errors
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import UPLOAD, Files
 from yolostack.storage.usage import ensure_room
 from yolostack.tables import Account, UploadStatus
-from yolostack.uploads.schemas import CompleteRequest, SignedUrlRequest
+from yolostack.uploads.schemas import (
+    CompleteRequest,
+    SignedUploadResponse,
+    SignedUrlRequest,
+    UploadCompleted,
+    UploadReceived,
+)
 from yolostack.uploads.service import upload as upload_service
 
 router = APIRouter(tags=["uploads"])
 put_router = APIRouter(tags=["uploads"])
 
 
-@router.post("/signed-url")
+@router.post("/signed-url", response_model=SignedUploadResponse, responses=errors(413))
 async def create_signed_upload_url(
-    request: Request, auth: AnyAuth, session: DbSession, files: Files, data: SignedUrlRequest
+    request: Request, auth: UploadsAuth, session: DbSession, files: Files, data: SignedUrlRequest
 ) -> Body:
     """Open an upload: ``PUT`` the raw bytes to ``uploadUrl`` (no key needed), then complete it."""
     auth.require(Scope(data.asset_type))
@@ -35,15 +41,15 @@ async def create_signed_upload_url(
     fields: dict[str, Any] = {
         "sessionId": upload.id,
         "uploadUrl": files.upload_url(upload.id, upload.filename),
-        "expiresAt": isoformat(upload.expires_at),
+        "expiresAt": upload.expires_at,
         "headers": {"Content-Type": "application/octet-stream"},
     }
     return both(fields, **fields)
 
 
-@router.post("/complete")
+@router.post("/complete", response_model=UploadCompleted, responses=errors(409))
 async def complete_upload(
-    request: Request, auth: AnyAuth, session: DbSession, files: Files, data: CompleteRequest
+    request: Request, auth: UploadsAuth, session: DbSession, files: Files, data: CompleteRequest
 ) -> Body:
     """Verify what arrived (size, optional SHA-256 or MD5) and make it visible to its asset.
 
@@ -60,13 +66,24 @@ async def complete_upload(
     return both({"sessionId": upload.id, "file": file}, file=file)
 
 
-@put_router.put("/uploads/{token}/{filename}")
+@put_router.put(
+    "/uploads/{token}/{filename}",
+    response_model=UploadReceived,
+    responses=errors(403, 409, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def put_upload(request: Request, session: DbSession, files: Files, token: str, filename: str) -> Body:
     """Receive the bytes of a signed upload (the token is the permission; no API key)."""
     claims = files.signer.verify(UPLOAD, token)
     upload_id = str(claims["s"])
     max_bytes = request.app.state.settings.storage.max_upload_bytes
     settings = request.app.state.settings
+    limit_body(request, max_bytes, raw=True)  # streamed to the store, never held: the upload's own cap
 
     async def room(account_id: str) -> int:
         account = await session.get(Account, account_id)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from yolostack.core.schemas import RequestSchema
+from yolostack.core.responses import ClientResponse, SeedResponse
+from yolostack.core.schemas import RequestSchema, Schema
 
 # Names we store under: a plain basename, no path, no control characters.
 _FORBIDDEN = set("/\\\x00") | {chr(code) for code in range(32)}
@@ -29,3 +31,33 @@ class CompleteRequest(RequestSchema):
     session_id: str = Field(min_length=1, max_length=40)
     checksum: str | None = Field(default=None, max_length=128, description="SHA-256 hex (optionally 'sha256:…')")
     md5: str | None = Field(default=None, max_length=64, description="MD5 hex")
+
+
+class SignedUpload(Schema):
+    session_id: str
+    upload_url: str = Field(description="PUT the raw bytes here (no API key: the link is the permission)")
+    expires_at: datetime
+    headers: dict[str, str] = Field(description="Headers to send with the PUT")
+
+
+class SignedUploadResponse(SeedResponse[SignedUpload], SignedUpload):
+    """The session twice: in ``data`` (seed) and at the top level (clients)."""
+
+
+class UploadedFile(Schema):
+    size: int
+    content_type: str
+    sha256: str | None
+
+
+class CompletedUpload(Schema):
+    session_id: str
+    file: UploadedFile
+
+
+class UploadCompleted(SeedResponse[CompletedUpload]):
+    file: UploadedFile
+
+
+class UploadReceived(ClientResponse):
+    size: int = Field(description="Bytes received")
