@@ -77,6 +77,19 @@ class TestConvertModel:
         ok(await client.request("DELETE", TRASH, json={"id": model_id, "type": "model"}, headers=alice.headers))
         assert [(await download(client, link)).status_code for link in links] == [404, 404]
 
+    async def test_a_multipart_upload_is_listed_under_its_task(
+        self, client: httpx.AsyncClient, alice: User, cars: str, checkpoints: Checkpoints
+    ) -> None:
+        """The seed's upload names no task: the checkpoint's, read by the conversion, files it."""
+        data = checkpoints.detect.read_bytes()
+        model_id = (await uploaded_model(client, alice, cars, data=data, filename="best.pt"))["id"]
+        assert (await wait_for_serving(client, alice, model_id))["task"] == "detect"
+        detect = ok(await client.get(MODELS, params={"task": "detect"}, headers=alice.headers))["data"]
+        assert [model["id"] for model in detect] == [model_id]
+        assert [model["task"] for model in detect] == ["detect"]
+        classify = ok(await client.get(MODELS, params={"task": "classify"}, headers=alice.headers))["data"]
+        assert classify == []
+
     async def test_classifier_reads_its_task_from_the_checkpoint(
         self, client: httpx.AsyncClient, alice: User, cars: str, checkpoints: Checkpoints
     ) -> None:

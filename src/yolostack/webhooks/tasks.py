@@ -194,22 +194,21 @@ class DeliveryWorker:
         return Outcome(status_code, error, attempted_at, duration_ms)
 
     async def _settle(self, claimed: Claimed, outcome: Outcome) -> None:
-        """Record the attempt; then delivered, scheduled for a retry, or failed for good."""
+        """Record the attempt; then delivered, queued again after the schedule's backoff, or failed for good."""
         now = utcnow()
-        values: dict[str, Any] = {
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
+        values: dict[str, Any] = {"last_status_code": outcome.status_code, "last_error": outcome.error}
         schedule = self.settings.retry_schedule
-        if outcome.delivered:
-            values.update(status=DeliveryStatus.delivered, delivered_at=now, next_attempt_at=None)
-        elif claimed.attempt <= len(schedule):
-            retry_in = timedelta(seconds=schedule[claimed.attempt - 1])
-            values.update(status=DeliveryStatus.pending, next_attempt_at=now + retry_in)
-        else:
-            values.update(status=DeliveryStatus.failed, next_attempt_at=None)
+        lease = claimed.lease
         async with self.database.sessionmaker() as session, session.begin():
-            if not await claimed.lease.finish(session, values):
+            if outcome.delivered:
+                values.update(status=DeliveryStatus.delivered, delivered_at=now, next_attempt_at=None)
+                settled = await lease.finish(session, values)
+            elif claimed.attempt <= len(schedule):
+                settled = await lease.retry(session, timedelta(seconds=schedule[claimed.attempt - 1]), values, now=now)
+            else:
+                values.update(status=DeliveryStatus.failed, next_attempt_at=None)
+                settled = await lease.finish(session, values)
+            if not settled:
                 # Deleted with its webhook meanwhile, or (after a very long stall) taken over by another worker.
                 return
             repository = DeliveryRepository(session)

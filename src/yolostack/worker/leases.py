@@ -174,6 +174,22 @@ class Lease:
         """End the lease with the work's outcome (``values``); False (and nothing written) when it is not ours."""
         return await self._update(session, {self.queue.lease: None, **(values or {})})
 
+    async def retry(
+        self,
+        session: AsyncSession,
+        delay: timedelta,
+        values: Mapping[Any, Any] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> bool:
+        """End this attempt unsuccessfully and queue the row again, due after ``delay`` (the backoff); the
+        attempt counts. Needs a queue with ``due_at``."""
+        assert self.queue.due_at is not None, f"{self.queue.name} has no due_at column for a backoff"
+        due = (now or utcnow()) + delay
+        return await self._update(
+            session, {**self.queue.unclaimed, self.queue.due_at: due, **(values or {}), self.queue.lease: None}
+        )
+
     async def release(self, session: AsyncSession, *, count: bool = False) -> bool:
         """Give the row back unfinished, ready for any worker; unless ``count``, this attempt is not counted
         (the server is stopping: nothing went wrong with the work itself)."""
