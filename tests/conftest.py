@@ -18,7 +18,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _run_sqlite_only_where_marked(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.sqlite_only``: what the test checks does not depend on the database (media decoding, the
     engine, signed links, middleware), so its PostgreSQL run would only repeat the SQLite one."""
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         # The backend is a fixture's parameter ("sqlite" / "postgres"): database_url, live_server, …
