@@ -187,15 +187,21 @@ class OwnedService(Generic[ResourceT, OwnerT, RowT]):
     repository: type[OwnedRepository[ResourceT, OwnerT, RowT]]
     activity: ActivityLog
 
+    async def find_by_id(self, session: AsyncSession, viewer: OwnerT, resource_id: str) -> RowT | None:
+        return await self.repository(session).get_readable(viewer.id, resource_id)
+
+    async def find_by_slug(self, session: AsyncSession, viewer: OwnerT, owner: str, *slugs: str) -> RowT | None:
+        return await self.repository(session).get_readable_by_slug(viewer.id, owner, *slugs)
+
     async def get_by_id(self, session: AsyncSession, viewer: OwnerT, resource_id: str) -> RowT:
-        row = await self.repository(session).get_readable(viewer.id, resource_id)
+        row = await self.find_by_id(session, viewer, resource_id)
         if row is None:
             raise NotFound(f"{self.kind} '{resource_id}' not found")
         return row
 
     async def get_by_slug(self, session: AsyncSession, viewer: OwnerT, owner: str, *slugs: str) -> RowT:
         """By path: ``owner, slug`` (``owner, project, model`` for a model)."""
-        row = await self.repository(session).get_readable_by_slug(viewer.id, owner, *slugs)
+        row = await self.find_by_slug(session, viewer, owner, *slugs)
         if row is None:
             raise NotFound(f"{self.kind} '{'/'.join((owner, *slugs))}' not found")
         return row

@@ -17,7 +17,7 @@ from yolostack.core.slugs import is_slug, slugify
 from yolostack.core.timeutil import utcnow
 from yolostack.core.validation import check_metadata
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.tables import Account, Deployment, DeploymentStatus, DesiredState
 

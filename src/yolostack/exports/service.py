@@ -19,7 +19,7 @@ from yolostack.exports.repository import ExportRepository
 from yolostack.exports.schemas import ExportCreate, ExportError, ExportFile, ExportSchema
 from yolostack.jobs.service import error_view
 from yolostack.jobs.service import jobs as job_service
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.storage.service import FileLinks
 from yolostack.tables import ACTIVE_STATUSES, Account, Executor, Job, JobKind, JobStatus
 
@@ -237,6 +237,10 @@ class ExportService:
         if status is not None and status not in JobStatus.__members__:
             raise BadRequest(f"status must be one of {', '.join(JobStatus)}", details=[{"field": "status"}])
         return await ExportRepository(session).list_owned(account.id, params, model_id=model_id, status=status)
+
+    async def artifact_keys(self, session: AsyncSession, model_ids: Sequence[str]) -> Sequence[str]:
+        """The stored export files of these models (their purge deletes them)."""
+        return await ExportRepository(session).file_keys(model_ids)
 
     async def remove(self, session: AsyncSession, job: Job) -> str:
         """Cancel an active export (``cancelled``), or delete a finished one and its file (``deleted``)."""

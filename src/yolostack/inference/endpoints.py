@@ -24,7 +24,7 @@ from yolostack.inference.inputs import read_form
 from yolostack.inference.params import HUB_IOU, PLATFORM_IOU, parse_params
 from yolostack.inference.pipeline import class_names, predict_media
 from yolostack.inference.service import InferenceService, ServingTarget
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack_engine import Prediction, PredictOptions
 

@@ -18,9 +18,8 @@ import numpy as np
 from yolostack.config import InferenceSettings
 from yolostack.core.db import Database
 from yolostack.core.errors import AppError, Conflict
-from yolostack.models.tasks import download
-from yolostack.models.trash import SERVING_FILES
-from yolostack.storage.backends import ObjectStore
+from yolostack.models.service import SERVING_FILES
+from yolostack.storage.backends import ObjectStore, download
 from yolostack.tables import Model, ServingStatus
 from yolostack_engine import Prediction, PredictOptions, ServedModel, load_model
 from yolostack_engine.batching import DynamicBatcher

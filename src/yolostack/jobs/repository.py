@@ -9,18 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from yolostack.core.repository import Repository
 from yolostack.tables import ACTIVE_STATUSES, Dataset, Executor, Job, JobKind, JobLog, JobStatus
 
 
 class JobRepository(Repository):
-    async def add(self, job: Job) -> Job:
-        self.session.add(job)
-        await self.session.flush()
-        return job
-
     async def get_owned(self, owner_id: str, job_id: str) -> Job | None:
         return await self.session.scalar(select(Job).where(Job.id == job_id, Job.owner_id == owner_id))
 
@@ -31,30 +26,9 @@ class JobRepository(Repository):
         )
         return await self.session.scalar(statement)
 
-    async def latest_training(self, model_id: str) -> Job | None:
-        statement = (
-            select(Job)
-            .where(Job.model_id == model_id, Job.kind == JobKind.training)
-            .order_by(Job.created_at.desc(), Job.id.desc())
-            .limit(1)
-        )
-        return await self.session.scalar(statement)
-
-    async def active_training(self, model_id: str) -> Job | None:
-        statement = select(Job).where(
-            Job.model_id == model_id, Job.kind == JobKind.training, Job.status.in_(ACTIVE_STATUSES)
-        )
-        return await self.session.scalar(statement.limit(1))
-
     async def active_for_model(self, model_id: str) -> Sequence[Job]:
         statement = select(Job).where(Job.model_id == model_id, Job.status.in_(ACTIVE_STATUSES))
         return (await self.session.scalars(statement)).all()
-
-    async def next_run_id(self, model_id: str) -> int:
-        count = await self.session.scalar(
-            select(func.count()).select_from(Job).where(Job.model_id == model_id, Job.kind == JobKind.training)
-        )
-        return int(count or 0) + 1
 
     async def list_for_model(
         self, model_id: str, kind: JobKind, *, status: str | None = None, limit: int = 100

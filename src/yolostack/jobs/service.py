@@ -8,17 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
 from yolostack.activity.service import activity as activity_service
-from yolostack.api_keys.repository import ApiKeyRepository
+from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.scopes import Scope
-from yolostack.core.crypto import generate_api_key, hash_api_key, key_prefix
-from yolostack.core.ids import new_id
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.jobs.repository import JobRepository
 from yolostack.tables import (
     ACTIVE_STATUSES,
-    ApiKey,
     Dataset,
     DatasetStatus,
     Job,
@@ -53,19 +51,11 @@ class Outcome:
 class JobService:
     async def issue_key(self, session: AsyncSession, job: Job, lifetime: timedelta) -> str:
         """A key for the runner only: scoped, expiring, hidden from the key list; its plaintext is never stored."""
-        plaintext = generate_api_key()
-        key = ApiKey(
-            id=new_id("key"),
-            account_id=job.owner_id,
-            name=f"job {job.id}",
-            key_hash=hash_api_key(plaintext),
-            key_prefix=key_prefix(plaintext),
-            scopes=sorted(str(scope) for scope in JOB_KEY_SCOPES),
-            expires_at=utcnow() + lifetime,
-            job_id=job.id,
-        )
-        await ApiKeyRepository(session).add(key)
-        return plaintext
+        scopes = [str(scope) for scope in JOB_KEY_SCOPES]
+        return await api_key_service.issue_for_job(session, job.owner_id, job.id, scopes, utcnow() + lifetime)
+
+    async def add_log(self, session: AsyncSession, job_id: str, source: str, content: str) -> None:
+        await JobRepository(session).add_log(job_id, source, content)
 
     async def ingest_view(self, session: AsyncSession, owner_id: str, job_id: str) -> dict[str, Any] | None:
         """The view of a dataset ingest's ``jobId`` (None when it names no ingest of the caller's)."""
@@ -120,9 +110,7 @@ class JobService:
         return cancelled
 
     async def _expire_keys(self, session: AsyncSession, job_id: str, when: datetime) -> None:
-        for key in await ApiKeyRepository(session).for_job(job_id):
-            if key.expires_at is None or key.expires_at > when:
-                key.expires_at = when
+        await api_key_service.expire_job_keys(session, job_id, when)
 
     async def _sync_model(self, session: AsyncSession, job: Job) -> None:
         if job.kind != JobKind.training:
@@ -168,6 +156,13 @@ class JobService:
 
     async def announce_epoch(self, session: AsyncSession, job: Job, model: Model) -> None:
         await webhook_service.emit(session, job.owner_id, "training.epoch", webhook_data(job, model))
+
+
+def wake_dispatcher(request: Request) -> None:
+    """Start the jobs just queued now rather than at the dispatcher's next round (call it after the commit)."""
+    task = getattr(request.app.state, "dispatch_task", None)
+    if task is not None:
+        task.wake()
 
 
 def _webhook_event(job: Job) -> str | None:

@@ -15,15 +15,17 @@ from yolostack.core.ids import new_id
 from yolostack.core.owned import OwnedService, view_fields
 from yolostack.core.pagination import PageParams
 from yolostack.core.slugs import slugify
-from yolostack.models.repository import ModelRepository, ModelRow
+from yolostack.models.repository import ModelRepository
+from yolostack.models.repository import ModelRow as ModelRow  # what get_by_id/get_by_slug hand other domains
 from yolostack.models.schemas import TRAINING_DETAILS, ModelCreate, ModelDetail, ModelSchema, ModelUpdate, ServingState
-from yolostack.models.trash import model_files
 from yolostack.projects.service import project as project_service
 from yolostack.storage.backends import ObjectStore
 from yolostack.tables import Account, Model, ModelStatus, Project, ServingStatus, UploadSession, UploadStatus
 from yolostack.trash.service import trash as trash_service
 
 WEIGHTS_SUFFIX = ".pt"
+# What a conversion stores under a model's serving prefix.
+SERVING_FILES = ("model.onnx", "meta.json")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -33,6 +35,14 @@ def weights_filename(filename: str | None) -> str:
     if not name.lower().endswith(WEIGHTS_SUFFIX):
         raise BadRequest("model weights must be a PyTorch checkpoint file ending in .pt")
     return name if len(name) > len(WEIGHTS_SUFFIX) else "model.pt"
+
+
+def model_files(model: Model) -> list[str]:
+    """Every stored file of a model: its checkpoint and its serving artifacts."""
+    keys = [model.weights_key] if model.weights_key else []
+    if model.serving_key:
+        keys += [f"{model.serving_key}/{name}" for name in SERVING_FILES]
+    return keys
 
 
 def model_view(model: Model, project: Project, owner: str) -> ModelSchema:

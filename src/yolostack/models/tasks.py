@@ -8,7 +8,6 @@ and memory limits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from datetime import timedelta
@@ -22,9 +21,8 @@ from yolostack.activity.service import activity as activity_service
 from yolostack.config import InferenceSettings
 from yolostack.core.db import Database
 from yolostack.core.timeutil import utcnow
-from yolostack.models.service import serving_prefix
-from yolostack.models.trash import SERVING_FILES
-from yolostack.storage.backends import ObjectStore
+from yolostack.models.service import SERVING_FILES, serving_prefix
+from yolostack.storage.backends import ObjectStore, download
 from yolostack.tables import Model, ModelStatus, ServingStatus
 from yolostack.worker.leases import Lease, LeaseQueue
 from yolostack.worker.queue import QueueWorker
@@ -38,13 +36,6 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 MAX_CONVERSION_ATTEMPTS = 3
 TASKS = ("detect", "segment", "pose", "obb", "classify")
-
-
-async def download(store: ObjectStore, key: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
-        async for chunk in store.read(key):
-            await asyncio.to_thread(handle.write, chunk)
 
 
 # The queue is the models table: attached weights wait (pending) until a worker holds their conversion.

@@ -6,18 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.files import delete_after_commit
-from yolostack.exports.repository import ExportRepository
+from yolostack.exports.service import exports as export_service
+from yolostack.models.service import model_files
 from yolostack.tables import Model
 from yolostack.trash.registry import KINDS
-
-SERVING_FILES = ("model.onnx", "meta.json")
-
-
-def model_files(model: Model) -> list[str]:
-    keys = [model.weights_key] if model.weights_key else []
-    if model.serving_key:
-        keys += [f"{model.serving_key}/{name}" for name in SERVING_FILES]
-    return keys
 
 
 async def release_files(session: AsyncSession, model_ids: list[str]) -> None:
@@ -26,7 +18,7 @@ async def release_files(session: AsyncSession, model_ids: list[str]) -> None:
     models = await session.scalars(select(Model).where(Model.id.in_(model_ids)))
     delete_after_commit(session, [key for model in models for key in model_files(model)])
     # Their exports' rows go with them (ON DELETE CASCADE); the artifacts must be deleted here.
-    delete_after_commit(session, await ExportRepository(session).file_keys(model_ids))
+    delete_after_commit(session, list(await export_service.artifact_keys(session, model_ids)))
 
 
 KINDS["model"].purge_hooks.append(release_files)

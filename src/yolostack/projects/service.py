@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.activity.service import activity as activity_service
-from yolostack.core.ids import is_id
+from yolostack.core.ids import is_id, new_id
 from yolostack.core.owned import OwnedService, view_fields
 from yolostack.core.pagination import PageParams
 from yolostack.projects.repository import ProjectRepository, ProjectRow
 from yolostack.projects.schemas import ProjectCreate, ProjectDetail, ProjectSchema, ProjectUpdate
-from yolostack.tables import Account, Model, Project
+from yolostack.tables import Account, Model, Project, Visibility
 from yolostack.trash.service import trash as trash_service
 
 
@@ -44,13 +44,26 @@ class ProjectService(OwnedService[Project, Account, ProjectRow]):
 
     async def find_own(self, session: AsyncSession, account: Account, ref: str) -> Project | None:
         """One of the caller's own live projects, by id or slug."""
-        repository = ProjectRepository(session)
-        row = (
-            await repository.get_readable(account.id, ref)
+        row = await (
+            self.find_by_id(session, account, ref)
             if is_id(ref)
-            else await repository.get_readable_by_slug(account.id, account.username, ref)
+            else self.find_by_slug(session, account, account.username, ref)
         )
         return row[0] if row is not None and row[0].owner_id == account.id else None
+
+    async def ensure_own(self, session: AsyncSession, account: Account, slug: str) -> Project:
+        """The caller's project ``slug``, created (private, named after its slug) when there is none yet."""
+        row = await self.find_by_slug(session, account, account.username, slug)
+        if row is not None:
+            return row[0]
+        project = Project(
+            id=new_id("project"), owner_id=account.id, slug=slug, name=slug, visibility=Visibility.private
+        )
+        return await self.add(session, project, slug)
+
+    async def models(self, session: AsyncSession, viewer: Account, project: Project) -> Sequence[Model]:
+        """The project's live models that ``viewer`` may see, newest first."""
+        return await ProjectRepository(session).live_models(viewer.id, project.id)
 
     async def list_owned(
         self, session: AsyncSession, account: Account, params: PageParams

@@ -16,13 +16,13 @@ from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.files import on_commit
 from yolostack.core.responses import Body, both
 from yolostack.core.validation import json_object
-from yolostack.jobs.repository import JobRepository
 from yolostack.jobs.service import jobs as job_service
-from yolostack.jobs.service import training_view
-from yolostack.models.repository import ModelRow
+from yolostack.jobs.service import training_view, wake_dispatcher
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import Files
 from yolostack.tables import ACTIVE_STATUSES, Executor, JobStatus
+from yolostack.training.repository import TrainingRepository
 from yolostack.training.service import gpu_count
 from yolostack.training.service import training as training_service
 from yolostack.training.telemetry import telemetry
@@ -38,12 +38,6 @@ telemetry_router = APIRouter(tags=["training"])
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def wake_dispatcher(request: Request) -> None:
-    task = getattr(request.app.state, "dispatch_task", None)
-    if task is not None:
-        task.wake()
 
 
 @router.post("/start")
@@ -87,7 +81,7 @@ async def gpu_availability(request: Request, _: TrainingAuth) -> Body:
 
 
 async def _status(session: AsyncSession, row: ModelRow) -> Body:
-    job = await JobRepository(session).latest_training(row[0].id)
+    job = await TrainingRepository(session).latest_training(row[0].id)
     view = None if job is None else training_view(job)
     return both({"job": view}, job=view)
 
@@ -96,7 +90,7 @@ async def _cancel(request: Request, session: AsyncSession, auth: AuthContext, ro
     model, _, owner = row
     if owner.id != auth.account_id:
         raise NotFound(f"model '{model.id}' not found")
-    job = await JobRepository(session).latest_training(model.id)
+    job = await TrainingRepository(session).latest_training(model.id)
     if job is None:
         raise NotFound(f"model '{model.slug}' has no training run")
     fields: dict[str, Any] = {"status": str(job.status), "jobId": job.id}

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.errors import AppError, BadRequest, Conflict, NotFound
 from yolostack.core.ids import is_id, new_id
-from yolostack.datasets.repository import DatasetRepository
-from yolostack.jobs.repository import JobRepository
-from yolostack.models.repository import ModelRow
+from yolostack.datasets.service import dataset as dataset_service
+from yolostack.models.service import ModelRow
 from yolostack.tables import Account, Dataset, DatasetStatus, Executor, Job, JobKind, JobStatus, ModelStatus
+from yolostack.training.repository import TrainingRepository
 
 # Arguments the worker owns: where results go and which device it runs on.
 RESERVED_ARGS = frozenset({"project", "name", "exist_ok", "save_dir", "device", "resume", "mode", "data"})
@@ -74,7 +74,7 @@ class TrainingService:
         model, project, owner = row
         if owner.id != account.id:
             raise NotFound(f"model '{model.id}' not found")
-        if await JobRepository(session).active_training(model.id) is not None:
+        if await TrainingRepository(session).active_training(model.id) is not None:
             raise Conflict(f"model '{model.slug}' is already training; cancel it first")
         args = self._train_args(body)
         dataset = await self._dataset(session, account, args.pop("data", None), body.get("datasetId"))
@@ -104,7 +104,7 @@ class TrainingService:
             },
             progress={"currentEpoch": 0, "totalEpochs": int(args.get("epochs", default_args()["epochs"]))},
         )
-        await JobRepository(session).add(job)
+        await TrainingRepository(session).add(job)
         model.status = ModelStatus.starting
         model.train_args = {**args, "model": base, "data": job.spec["data"]}
         model.epochs = job.progress["totalEpochs"]
@@ -138,15 +138,14 @@ class TrainingService:
         return args
 
     async def _dataset(self, session: AsyncSession, account: Account, data: Any, dataset_id: Any) -> Dataset:
-        repository = DatasetRepository(session)
         if isinstance(dataset_id, str) and is_id(dataset_id):
-            row = await repository.get_readable(account.id, dataset_id)
+            row = await dataset_service.find_by_id(session, account, dataset_id)
             ref = dataset_id
         elif isinstance(data, str) and data.startswith("ul://"):
             parts = data.removeprefix("ul://").split("/")
             if len(parts) != 3 or parts[1] != "datasets":
                 raise BadRequest("data must be a dataset URI: ul://owner/datasets/slug")
-            row = await repository.get_readable_by_slug(account.id, parts[0], parts[2])
+            row = await dataset_service.find_by_slug(session, account, parts[0], parts[2])
             ref = data
         else:
             raise BadRequest("name the dataset: datasetId, or trainArgs.data = ul://owner/datasets/slug")

@@ -17,11 +17,10 @@ from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.ids import is_id, new_id
 from yolostack.core.slugs import slugify
 from yolostack.core.timeutil import isoformat, utcnow
-from yolostack.jobs.repository import JobRepository
 from yolostack.jobs.service import Outcome
 from yolostack.jobs.service import jobs as job_service
 from yolostack.models.service import model as model_service
-from yolostack.projects.repository import ProjectRepository
+from yolostack.projects.service import project as project_service
 from yolostack.storage.backends import ObjectStore
 from yolostack.tables import (
     ACTIVE_STATUSES,
@@ -34,9 +33,9 @@ from yolostack.tables import (
     ModelStatus,
     Project,
     UploadStatus,
-    Visibility,
 )
-from yolostack.uploads.repository import UploadRepository
+from yolostack.training.repository import TrainingRepository
+from yolostack.uploads.service import upload as upload_service
 
 EVENTS = frozenset(
     {
@@ -107,7 +106,7 @@ class TelemetryService:
         project = await self._project(session, auth.account, body.get("project"))
         slug = slugify(str(body.get("name") or "train")) or "train"
         model = await self._model(session, auth.account, project, slug, data)
-        latest = await JobRepository(session).latest_training(model.id)
+        latest = await TrainingRepository(session).latest_training(model.id)
         if latest is not None and self._is_retry(latest, data):
             return latest, model
         return await self._new_run(session, auth.account, project, model, data), model
@@ -120,7 +119,7 @@ class TelemetryService:
         if job is None or model is None:
             raise NotFound("this job no longer exists")
         if job.run_id is None:
-            job.run_id = await JobRepository(session).next_run_id(model.id)
+            job.run_id = await TrainingRepository(session).next_run_id(model.id)
         total = _int(data.get("epochs")) or job.progress.get("totalEpochs")
         job.progress = {**job.progress, "totalEpochs": total, "device": data.get("device")}
         if await job_service.mark_running(session, job):
@@ -148,22 +147,16 @@ class TelemetryService:
             slug = slugify(text.replace("/", "-"))
         if not slug:
             raise BadRequest("project must name a project, e.g. 'owner/my-project'")
-        row = await ProjectRepository(session).get_readable_by_slug(account.id, account.username, slug)
-        if row is not None:
-            return row[0]
-        project = Project(
-            id=new_id("project"), owner_id=account.id, slug=slug, name=slug, visibility=Visibility.private
-        )
-        return await ProjectRepository(session).add(project)
+        return await project_service.ensure_own(session, account, slug)
 
     async def _model(
         self, session: AsyncSession, account: Account, project: Project, slug: str, data: dict[str, Any]
     ) -> Model:
         """The model named ``slug`` when it is still empty (or this is a retried start), else ``slug-2``…"""
-        for model in await ProjectRepository(session).live_models(account.id, project.id):
+        for model in await project_service.models(session, account, project):
             if model.slug != slug:
                 continue
-            latest = await JobRepository(session).latest_training(model.id)
+            latest = await TrainingRepository(session).latest_training(model.id)
             if latest is None and not model.has_weights:
                 return model
             if latest is not None and self._is_retry(latest, data):
@@ -186,11 +179,11 @@ class TelemetryService:
             executor=Executor.remote,
             spec={"project": f"{account.username}/{project.slug}", "name": model.slug, "trainArgs": args},
             progress={"currentEpoch": 0, "totalEpochs": total, "device": data.get("device")},
-            run_id=await JobRepository(session).next_run_id(model.id),
+            run_id=await TrainingRepository(session).next_run_id(model.id),
             started_at=now,
             heartbeat_at=now,
         )
-        await JobRepository(session).add(job)
+        await TrainingRepository(session).add(job)
         model.status, model.epochs = ModelStatus.running, total or None
         model.train_args = args
         await job_service.announce_start(session, job, model)
@@ -205,7 +198,7 @@ class TelemetryService:
         if auth.key.job_id is not None:
             job = await session.get(Job, auth.key.job_id)
             return model, job if job is not None and job.model_id == model.id else None
-        return model, await JobRepository(session).latest_training(model.id)
+        return model, await TrainingRepository(session).latest_training(model.id)
 
     # -- the other events -------------------------------------------------------------------------
 
@@ -214,7 +207,7 @@ class TelemetryService:
     ) -> dict[str, Any]:
         content = str(data.get("content") or "")[:MAX_CONSOLE_CHARS]
         if content:
-            await JobRepository(session).add_log(job.id, "console", content)
+            await job_service.add_log(session, job.id, "console", content)
         return {}
 
     async def _on_epoch_end(
@@ -254,7 +247,7 @@ class TelemetryService:
     ) -> dict[str, Any]:
         """Promote the staged upload (``modelPath`` is the ``gcsPath`` we handed out) to the model's weights."""
         path = data.get("modelPath")
-        upload = None if not isinstance(path, str) else await UploadRepository(session).get_owned(job.owner_id, path)
+        upload = None if not isinstance(path, str) else await upload_service.find_owned(session, job.owner_id, path)
         if upload is None or upload.asset_id != model.id:
             raise NotFound(f"checkpoint '{path}' not found")
         if upload.status == UploadStatus.uploaded:

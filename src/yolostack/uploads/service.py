@@ -91,8 +91,11 @@ class UploadService:
         upload.size, upload.sha256, upload.md5 = stored.size, stored.sha256, stored.md5
         return upload
 
+    async def find_owned(self, session: AsyncSession, account_id: str, session_id: str) -> UploadSession | None:
+        return await UploadRepository(session).get_owned(account_id, session_id)
+
     async def get_owned(self, session: AsyncSession, account_id: str, session_id: str) -> UploadSession:
-        upload = await UploadRepository(session).get_owned(account_id, session_id)
+        upload = await self.find_owned(session, account_id, session_id)
         if upload is None:
             raise NotFound(f"upload session '{session_id}' not found")
         return upload
