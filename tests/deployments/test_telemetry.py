@@ -408,6 +408,11 @@ class TestLogsPage:
         assert entries[1]["severity"] == "INFO"
         assert entries[1]["httpRequest"]["latency"] == "0.0125s"
         assert entries[1]["httpRequest"]["status"] == 200
+        # The SDK's typed keys (DeploymentsLogsResponseEntriesItemHttpRequest) come first.
+        request = entries[1]["httpRequest"]
+        assert list(request)[:4] == ["method", "url", "status", "latencyMs"]
+        assert (request["method"], request["latencyMs"]) == ("POST", 12.5)
+        assert request["url"] == request["requestUrl"]
 
     async def test_severity_filter(self, database: Database, sink: DeploymentTelemetry, deployment: str) -> None:
         hit(sink, deployment, status=200)

@@ -10,7 +10,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.exports.helpers import ARTIFACT, EXPORTS, create_export, exports_path, fail_as_runner, finish_as_runner
+from tests.exports.helpers import (
+    ARTIFACT,
+    EXPORTS,
+    create_export,
+    exports_path,
+    fail_as_runner,
+    finish_as_runner,
+    runner_key,
+)
 from tests.fixtures.assertions import assert_error, ok
 from tests.fixtures.factories import User, add_key
 from tests.fixtures.trash import TRASH
@@ -334,6 +342,45 @@ class TestGetExport:
         other = await uploaded_model(client, alice, cars, name="other")
         assert_error(await client.get(f"{exports_path(other)}/{export_id}", headers=alice.headers), 404, "NOT_FOUND")
         assert_error(await client.get(f"{EXPORTS}/export_missing", headers=alice.headers), 404, "NOT_FOUND")
+
+
+class TestRunnerBodies:
+    @pytest.mark.parametrize(
+        ("path", "body", "field"),
+        [
+            ("events", {}, "phase"),
+            ("events", {"phase": "flying"}, "phase"),
+            ("events", {"phase": "failed", "error": 5}, "error"),
+            ("events", {"phase": "completed", "sessionId": ["upload_x"]}, "sessionId"),
+            ("artifact", {"filename": 5}, "filename"),
+            ("artifact", {"filename": "best.onnx", "size": "big"}, "size"),
+        ],
+    )
+    async def test_field_of_the_wrong_type_is_named(
+        self,
+        client: httpx.AsyncClient,
+        database: Database,
+        alice: User,
+        detector: dict[str, Any],
+        path: str,
+        body: dict[str, Any],
+        field: str,
+    ) -> None:
+        export_id = (await create_export(client, alice, detector, "onnx"))["id"]
+        headers = await runner_key(database, export_id)
+        response = await client.post(f"/api/jobs/{export_id}/{path}", json=body, headers=headers)
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
+        assert error["details"][0]["field"] == field
+
+    async def test_completed_without_an_artifact_names_session_id(
+        self, client: httpx.AsyncClient, database: Database, alice: User, detector: dict[str, Any]
+    ) -> None:
+        export_id = (await create_export(client, alice, detector, "onnx"))["id"]
+        headers = await runner_key(database, export_id)
+        body = {"phase": "completed", "sessionId": "upload_missing"}
+        response = await client.post(f"/api/jobs/{export_id}/events", json=body, headers=headers)
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
+        assert error["details"] == [{"field": "sessionId", "message": error["message"]}]
 
 
 class TestDeleteExport:

@@ -187,7 +187,7 @@ class TestPredictParameters:
         path, _ = four_routes(stack.empty.id, stack.empty.ref)[route]
         form = image_form(small_image, **{name: value})
         body = assert_error(await stack.client.post(path, headers=stack.alice.headers, **form), 422, "VALIDATION_ERROR")
-        assert body["error"]["details"]["field"] == name
+        assert body["error"]["details"][0]["field"] == name
 
     async def test_boundaries_are_accepted(self, stack: Stack) -> None:
         """The edges of every range pass validation: the request gets as far as the missing weights."""
@@ -223,7 +223,7 @@ class TestPredictInputs:
         files = {"file": (filename, content, "image/jpeg")}
         response = await served.client.post(served.seed_path, headers=served.alice.headers, files=files, data=PARAMS)
         body = assert_error(response, 422, "VALIDATION_ERROR")
-        assert body["error"]["details"] == {"field": "file"}
+        assert [item["field"] for item in body["error"]["details"]] == ["file"]
 
     async def test_truncated_jpeg_is_refused(self, served: Served, samples: Samples) -> None:
         data = samples.square.read_bytes()
@@ -319,7 +319,7 @@ class TestPredictSource:
         data = {"source": url, **PARAMS}
         response = await served.client.post(served.client_path, headers=served.alice.headers, data=data)
         body = assert_error(response, 422, "VALIDATION_ERROR")
-        assert body["error"]["details"] == {"field": "source"}
+        assert [item["field"] for item in body["error"]["details"]] == ["source"]
         assert image_server.hits == []
 
     async def test_operator_may_allow_private_sources(
@@ -343,7 +343,7 @@ class TestPredictSource:
             data = {"source": image_server.url()}
             response = await http.post(served.client_path, headers=served.alice.headers, data=data)
         body = assert_error(response, 413, "PAYLOAD_TOO_LARGE")
-        assert body["error"]["details"] == {"field": "source"}
+        assert [item["field"] for item in body["error"]["details"]] == ["source"]
 
     async def test_source_that_fails_is_an_error_not_a_crash(self, served: Served, image_server: ImageServer) -> None:
         async with serve(served, inference={"allow_private_sources": True}) as http:

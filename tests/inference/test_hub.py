@@ -127,7 +127,7 @@ class TestHubRequest:
             path, headers=stack.alice.headers, **image_form(small_image, **extra, **{name: value})
         )
         body = assert_error(response, 422, "VALIDATION_ERROR")
-        assert body["error"]["details"]["field"] == name
+        assert body["error"]["details"][0]["field"] == name
 
     async def test_ul_reference_resolves_by_slug(self, stack: Stack, small_image: Path) -> None:
         """``ul://alice/cars/empty`` finds the model (which has no weights yet: 409, not 404)."""

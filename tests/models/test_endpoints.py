@@ -138,6 +138,24 @@ class TestCreateModel:
     async def test_missing_project_is_validation_error(self, client: httpx.AsyncClient, alice: User) -> None:
         assert_validation_error(await client.post(MODELS, json={"name": "x"}, headers=alice.headers))
 
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"project": 5}, "project"),
+            ({"name": ["detector"]}, "name"),
+            ({"epochs": "ten"}, "epochs"),
+            ({"metadata": "run=2"}, "metadata"),
+            ({"trainArgs": 3}, "trainArgs"),
+            ({"visibility": "secret"}, "visibility"),
+        ],
+    )
+    async def test_field_of_the_wrong_type_is_named(
+        self, client: httpx.AsyncClient, alice: User, cars: str, change: dict[str, Any], field: str
+    ) -> None:
+        response = await client.post(MODELS, json={"project": "cars", **change}, headers=alice.headers)
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
+        assert error["details"][0]["field"] == field
+
     async def test_body_that_is_not_json_is_validation_error(
         self, client: httpx.AsyncClient, alice: User, cars: str
     ) -> None:

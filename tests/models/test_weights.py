@@ -134,7 +134,14 @@ class TestUploadModel:
         response = await client.post(
             MODELS, data={"name": "x"}, files={"file": ("best.pt", WEIGHTS)}, headers=alice.headers
         )
-        assert_error(response, 422, "VALIDATION_ERROR")
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
+        assert [item["field"] for item in error["details"]] == ["projectId"]
+
+    async def test_file_sent_as_text_is_422(self, client: httpx.AsyncClient, alice: User, cars: str) -> None:
+        form = {"projectId": cars, "file": "best.pt"}
+        response = await client.post(MODELS, data=form, files={"other": ("a.bin", b"1")}, headers=alice.headers)
+        error = assert_error(response, 422, "VALIDATION_ERROR")["error"]
+        assert [item["field"] for item in error["details"]] == ["file"]
 
     async def test_unknown_project_is_404(self, client: httpx.AsyncClient, alice: User) -> None:
         assert_error(await upload_model(client, alice, "project_missing"), 404, "NOT_FOUND")

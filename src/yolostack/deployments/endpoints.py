@@ -27,18 +27,35 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest, NotFound, Unauthorized
 from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
-from yolostack.core.pagination import MAX_LIMIT
-from yolostack.core.responses import Body, both, client
-from yolostack.core.validation import json_object
+from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
+from yolostack.core.responses import Body, ClientResponse, SeedResponse, both, client, errors
 from yolostack.deployments import views as metrics
 from yolostack.deployments.backends import DeploymentBackend, ReplicaUnavailable
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
+from yolostack.deployments.schemas import (
+    DeploymentChanged,
+    DeploymentCreate,
+    DeploymentCreated,
+    DeploymentDeleted,
+    DeploymentHealth,
+    DeploymentList,
+    DeploymentLogs,
+    DeploymentMetrics,
+    DeploymentPage,
+    DeploymentRead,
+    DeploymentRetrieved,
+    DeploymentSparkline,
+    DeploymentUpdate,
+    SeedDeploymentCreate,
+    SeedDeploymentMetrics,
+)
 from yolostack.deployments.service import deployment_view, resources_from
 from yolostack.deployments.service import deployments as deployment_service
 from yolostack.deployments.serving import forward
 from yolostack.deployments.tasks import ARTIFACT_PURPOSE
 from yolostack.deployments.telemetry import DeploymentTelemetry
 from yolostack.inference.params import HUB_IOU, PLATFORM_IOU
+from yolostack.inference.schemas import PredictResponse
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import FileLinks
 from yolostack.storage.signing import InvalidSignature
@@ -56,6 +73,16 @@ MAX_LOG_LIMIT = 1000
 HEALTH_TIMEOUT_SECONDS = 30.0
 
 
+def relayed_predict(form: str) -> dict[str, Any]:
+    """What a relayed predict documents: the multipart form a replica parses (the API process only moves its
+    bytes, so FastAPI does not read it) and the prediction it answers."""
+    body = {"content": {"multipart/form-data": {"schema": {"$ref": f"#/components/schemas/{form}"}}}}
+    return {
+        "openapi_extra": {"requestBody": {"required": True, **body}},
+        "responses": {200: {"model": PredictResponse}, **errors(409, 503)},
+    }
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -69,17 +96,6 @@ def _wake(request: Request) -> None:
     task = getattr(request.app.state, "deployment_task", None)
     if task is not None:
         task.wake()
-
-
-def _string(body: dict[str, Any], name: str) -> str | None:
-    return None if body.get(name) is None else _required(body, name)
-
-
-def _required(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"'{name}' is required and must be a string", details=[{"field": name}])
-    return value.strip()
 
 
 async def _refresh(session: DbSession, row: DeploymentRow) -> DeploymentRow:
@@ -99,31 +115,46 @@ async def _telemetry(request: Request) -> DeploymentTelemetry:
 # -- seed: /api/deployments ------------------------------------------------------------------------------
 
 
-@router.get("")
+@router.get("", response_model=DeploymentPage)
 async def list_deployments(
     request: Request,
     auth: DeploymentsAuth,
     session: DbSession,
-    model_id: Annotated[str | None, Query(alias="modelId")] = None,
-    status: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    pagination: PageParamsQuery,
+    model_id: Annotated[str | None, Query(alias="modelId", max_length=64)] = None,
+    status: DeploymentStatus | None = None,
 ) -> Body:
-    """The caller's deployments, newest first, optionally of one model."""
-    rows, total = await deployment_service.list(session, auth.account, status=status, model_id=model_id, limit=limit)
+    """The caller's deployments, newest first, optionally of one model (``meta``: page, limit, total)."""
+    rows, total = await deployment_service.list(
+        session,
+        auth.account,
+        status=status,
+        model_id=model_id,
+        limit=pagination.limit,
+        offset=pagination.offset,
+    )
     views = [_view(request, row) for row in rows]
-    return both(views, deployments=views, total=total, region=_settings(request).region)
+    meta = PageMeta.of(pagination, total)
+    return both(views, meta=meta, deployments=views, total=total, region=_settings(request).region)
 
 
-@router.post("", status_code=201)
-async def create_deployment_seed(request: Request, auth: DeploymentsAuth, session: DbSession) -> Body:
+@router.post("", status_code=201, response_model=DeploymentCreated, responses=errors(409))
+async def create_deployment_seed(
+    request: Request, auth: DeploymentsAuth, session: DbSession, body: SeedDeploymentCreate
+) -> Body:
     """Seed ``{modelId, region, minInstances, maxInstances}`` (also ``name``, ``cpu``, ``memoryGi``)."""
-    body = await json_object(request)
-    model_row = await model_service.get_by_id(session, auth.account, _required(body, "modelId"))
+    model_row = await model_service.get_by_id(session, auth.account, body.model_id)
     return await _create(request, auth, session, model_row, body, slug=None)
 
 
 async def _create(
-    request: Request, auth: AuthContext, session: DbSession, model_row: Any, body: dict[str, Any], *, slug: str | None
+    request: Request,
+    auth: AuthContext,
+    session: DbSession,
+    model_row: Any,
+    body: DeploymentCreate | SeedDeploymentCreate,
+    *,
+    slug: str | None,
 ) -> Body:
     settings = _settings(request)
     deployment = await deployment_service.create(
@@ -132,8 +163,8 @@ async def _create(
         model_row,
         settings.deployments,
         slug=slug,
-        name=_string(body, "name"),
-        region=_string(body, "region") or settings.region,
+        name=body.name,
+        region=body.region or settings.region,
         resources=resources_from(body),
     )
     on_commit(session, lambda: _wake(request))
@@ -151,14 +182,14 @@ async def _create(
     )
 
 
-@router.get("/{ref}")
+@router.get("/{ref}", response_model=DeploymentRead | DeploymentList)
 async def get_or_list(
     request: Request,
     auth: DeploymentsAuth,
     session: DbSession,
     ref: str,
-    status: str | None = None,
-    model: str | None = None,
+    status: DeploymentStatus | None = None,
+    model: Annotated[str | None, Query(max_length=300, description="project/model")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> Body:
     """``/{deploymentId}`` (seed: one deployment) or ``/{owner}`` (clients: the owner's deployments,
@@ -172,25 +203,26 @@ async def get_or_list(
     if model:
         project, _, slug = model.partition("/")
         if not project or not slug:
-            raise BadRequest("model must look like project/model", details=[{"field": "model"}])
+            message = "model must look like project/model"
+            raise BadRequest(message, details=[{"field": "model", "message": message}])
         model_id = (await model_service.get_by_slug(session, auth.account, ref, project, slug))[0].id
     rows, total = await deployment_service.list(session, auth.account, status=status, model_id=model_id, limit=limit)
     return client(deployments=[_view(request, row) for row in rows], total=total, region=_settings(request).region)
 
 
-@router.post("/{owner}", status_code=201)
-async def create_deployment(request: Request, auth: DeploymentsAuth, session: DbSession, owner: str) -> Body:
+@router.post("/{owner}", status_code=201, response_model=DeploymentCreated, responses=errors(409))
+async def create_deployment(
+    request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, body: DeploymentCreate
+) -> Body:
     """Clients: ``{project, model, deployment, name, region, cpu?, memoryGi?}`` (+ ``minInstances``,
     ``maxInstances``) → ``{id, deployment, status: creating, message, region}``."""
     if is_id(owner) or owner != auth.account.username:
         raise NotFound(f"user '{owner}' not found")
-    body = await json_object(request)
-    project, model, slug = (_required(body, name) for name in ("project", "model", "deployment"))
-    model_row = await model_service.get_by_slug(session, auth.account, owner, project, model)
-    return await _create(request, auth, session, model_row, body, slug=slug)
+    model_row = await model_service.get_by_slug(session, auth.account, owner, body.project, body.model)
+    return await _create(request, auth, session, model_row, body, slug=body.deployment)
 
 
-@router.delete("/{deployment_id}")
+@router.delete("/{deployment_id}", response_model=SeedResponse[DeploymentDeleted])
 async def delete_deployment_seed(
     request: Request, auth: DeploymentsAuth, session: DbSession, deployment_id: str
 ) -> Body:
@@ -200,22 +232,20 @@ async def delete_deployment_seed(
     return both({"id": deployment_id, "deleted": True})
 
 
-@router.post("/{deployment_id}/start")
+@router.post("/{deployment_id}/start", response_model=DeploymentChanged)
 async def start_deployment(request: Request, auth: DeploymentsAuth, session: DbSession, deployment_id: str) -> Body:
-    return await _act(
-        request, auth, session, await deployment_service.get(session, auth.account, deployment_id), {"action": "start"}
-    )
+    row = await deployment_service.get(session, auth.account, deployment_id)
+    return await _act(request, auth, session, row, DeploymentUpdate(action="start"))
 
 
-@router.post("/{deployment_id}/stop")
+@router.post("/{deployment_id}/stop", response_model=DeploymentChanged)
 async def stop_deployment(request: Request, auth: DeploymentsAuth, session: DbSession, deployment_id: str) -> Body:
-    return await _act(
-        request, auth, session, await deployment_service.get(session, auth.account, deployment_id), {"action": "stop"}
-    )
+    row = await deployment_service.get(session, auth.account, deployment_id)
+    return await _act(request, auth, session, row, DeploymentUpdate(action="stop"))
 
 
 async def _act(
-    request: Request, auth: AuthContext, session: DbSession, row: DeploymentRow, body: dict[str, Any]
+    request: Request, auth: AuthContext, session: DbSession, row: DeploymentRow, body: DeploymentUpdate
 ) -> Body:
     message = await deployment_service.update(session, auth.account, row, body, _settings(request).deployments)
     on_commit(session, lambda: _wake(request))
@@ -252,7 +282,11 @@ async def replica_artifact(request: Request, session: DbSession, deployment_id: 
 # -- clients: /api/deployments/{owner}/{deployment}[/…] --------------------------------------------------
 
 
-@router.get("/{first}/{second}")
+@router.get(
+    "/{first}/{second}",
+    response_model=DeploymentRetrieved | DeploymentLogs | SeedDeploymentMetrics,
+    response_model_exclude_unset=True,
+)
 async def get_deployment(
     request: Request,
     auth: DeploymentsAuth,
@@ -275,17 +309,17 @@ async def get_deployment(
     return client(deployment=view, region=view["region"])
 
 
-@router.patch("/{owner}/{deployment}")
+@router.patch("/{owner}/{deployment}", response_model=DeploymentChanged, responses=errors(409))
 async def update_deployment(
-    request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, deployment: str
+    request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, deployment: str, body: DeploymentUpdate
 ) -> Body:
     """One of ``{action: start|stop|resize|replace, …}``, ``{name}`` or ``{metadata}`` → ``{success, status,
     message, deployment}``."""
     row = await deployment_service.get_by_slug(session, auth.account, owner, deployment)
-    return await _act(request, auth, session, row, await json_object(request))
+    return await _act(request, auth, session, row, body)
 
 
-@router.delete("/{owner}/{deployment}")
+@router.delete("/{owner}/{deployment}", response_model=ClientResponse)
 async def delete_deployment(
     request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, deployment: str
 ) -> Body:
@@ -295,7 +329,7 @@ async def delete_deployment(
     return client()
 
 
-@router.get("/{owner}/{deployment}/health")
+@router.get("/{owner}/{deployment}/health", response_model=DeploymentHealth, response_model_exclude_unset=True)
 async def deployment_health(
     request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, deployment: str
 ) -> Body:
@@ -328,7 +362,7 @@ async def deployment_health(
     return body
 
 
-@router.get("/{owner}/{deployment}/logs")
+@router.get("/{owner}/{deployment}/logs", response_model=DeploymentLogs, response_model_exclude_unset=True)
 async def deployment_logs(
     request: Request,
     auth: DeploymentsAuth,
@@ -363,7 +397,11 @@ async def _logs(
     return body
 
 
-@router.get("/{owner}/{deployment}/metrics")
+@router.get(
+    "/{owner}/{deployment}/metrics",
+    response_model=DeploymentMetrics | DeploymentSparkline,
+    response_model_exclude_unset=True,
+)
 async def deployment_metrics(
     request: Request,
     auth: DeploymentsAuth,
@@ -393,7 +431,7 @@ async def _metrics(
     return await metrics.metrics_view(session, deployment.id, range_name=range_name, region=deployment.region)
 
 
-@router.post("/{owner}/{deployment}/predict", response_model=None)
+@router.post("/{owner}/{deployment}/predict", response_model=None, **relayed_predict("PredictForm"))
 async def predict(request: Request, auth: PredictAuth, session: DbSession, owner: str, deployment: str) -> Response:
     """Multipart, as model predict (clients.md §1.7); answered by one of the deployment's replicas."""
     row = await deployment_service.get_by_slug(session, auth.account, owner, deployment)
@@ -404,8 +442,8 @@ async def predict(request: Request, auth: PredictAuth, session: DbSession, owner
 # -- serviceUrl: POST /d/{deploymentId} -----------------------------------------------------------------
 
 
-@service_router.post("/d/{deployment_id}", response_model=None)
-@service_router.post("/d/{deployment_id}/predict", response_model=None)
+@service_router.post("/d/{deployment_id}", response_model=None, **relayed_predict("HubPredictForm"))
+@service_router.post("/d/{deployment_id}/predict", response_model=None, **relayed_predict("HubPredictForm"))
 async def predict_dedicated(request: Request, session: DbSession, deployment_id: str) -> Response:
     """The dedicated HUB inference API: multipart ``file`` (or ``source``), ``imgsz``, ``conf``, ``iou``,
     ``model`` (optional, ignored: the deployment serves one model); ``x-api-key`` or Bearer."""

@@ -94,7 +94,8 @@ class Replica:
             default_iou = PLATFORM_IOU
         fields, upload = await read_form(request, self.spec.inference)
         params = parse_params(fields, default_iou=default_iou)
-        images = await predict_media(fields, upload, self.spec.inference, self._predict, params)
+        source = fields.get("source")
+        images = await predict_media(source, upload, self.spec.inference, self._predict, params)
         metadata = {
             "imageCount": len(images),
             **self.spec.metadata,

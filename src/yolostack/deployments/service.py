@@ -17,14 +17,14 @@ from yolostack.core.slugs import is_slug, slugify
 from yolostack.core.timeutil import utcnow
 from yolostack.core.validation import check_metadata
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
-from yolostack.models.service import ModelRow
+from yolostack.deployments.schemas import DeploymentUpdate, ResourcesRequest
+from yolostack.models.repository import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.tables import Account, Deployment, DeploymentStatus, DesiredState
 
 CPU_CHOICES = (1, 2, 4, 6, 8)
 MEMORY_CHOICES = (2, 4, 8, 16, 24, 32)
 REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-ACTIONS = ("start", "stop", "resize", "replace", "camera")
 
 
 @dataclass(frozen=True)
@@ -35,22 +35,14 @@ class Resources:
     max_instances: int | None = None
 
 
-def _integer(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise BadRequest(f"'{name}' must be an integer", details=[{"field": name}])
-    return int(value)
-
-
-def resources_from(body: dict[str, Any]) -> Resources:
+def resources_from(body: ResourcesRequest) -> Resources:
     return Resources(
-        cpu=_integer(body, "cpu"),
-        memory_gi=_integer(body, "memoryGi"),
-        min_instances=_integer(body, "minInstances"),
-        max_instances=_integer(body, "maxInstances"),
+        cpu=body.cpu, memory_gi=body.memory_gi, min_instances=body.min_instances, max_instances=body.max_instances
     )
+
+
+def _invalid(field: str, message: str) -> BadRequest:
+    return BadRequest(message, details=[{"field": field, "message": message}])
 
 
 def service_url(base_url: str, deployment_id: str) -> str:
@@ -124,7 +116,7 @@ class DeploymentService:
         offset: int = 0,
     ) -> tuple[list[DeploymentRow], int]:
         if status is not None and status not in DeploymentStatus.__members__:
-            raise BadRequest(f"status must be one of {', '.join(DeploymentStatus)}", details=[{"field": "status"}])
+            raise _invalid("status", f"status must be one of {', '.join(DeploymentStatus)}")
         return await DeploymentRepository(session).list_for_owner(
             account.id, status=status, model_id=model_id, limit=limit, offset=offset
         )
@@ -148,9 +140,7 @@ class DeploymentService:
         if slug is None:
             slug = await self._free_slug(session, account, slugify(name or model.slug) or "deployment")
         elif not is_slug(slug):
-            raise BadRequest(
-                "deployment must be a slug: lowercase letters, digits and dashes", details=[{"field": "deployment"}]
-            )
+            raise _invalid("deployment", "deployment must be a slug: lowercase letters, digits and dashes")
         elif await repository.slug_taken(account.id, slug):
             raise Conflict(f"a deployment named '{slug}' already exists")
         cpu, memory, low, high = self._resources(resources, settings, default=(1, 2, 1, 1))
@@ -185,7 +175,7 @@ class DeploymentService:
     @staticmethod
     def _region(region: str) -> str:
         if not REGION.match(region):
-            raise BadRequest("region must be lowercase letters, digits and dashes", details=[{"field": "region"}])
+            raise _invalid("region", "region must be lowercase letters, digits and dashes")
         return region
 
     @staticmethod
@@ -197,17 +187,14 @@ class DeploymentService:
         low = resources.min_instances if resources.min_instances is not None else default[2]
         high = resources.max_instances if resources.max_instances is not None else max(default[3], low)
         if cpu not in CPU_CHOICES:
-            raise BadRequest(f"cpu must be one of {CPU_CHOICES}", details=[{"field": "cpu"}])
+            raise _invalid("cpu", f"cpu must be one of {CPU_CHOICES}")
         if memory not in MEMORY_CHOICES:
-            raise BadRequest(f"memoryGi must be one of {MEMORY_CHOICES}", details=[{"field": "memoryGi"}])
+            raise _invalid("memoryGi", f"memoryGi must be one of {MEMORY_CHOICES}")
         if not 0 <= low <= settings.max_instances:
-            raise BadRequest(
-                f"minInstances must be between 0 and {settings.max_instances}", details=[{"field": "minInstances"}]
-            )
+            raise _invalid("minInstances", f"minInstances must be between 0 and {settings.max_instances}")
         if not max(1, low) <= high <= settings.max_instances:
-            raise BadRequest(
-                f"maxInstances must be between max(1, minInstances) and {settings.max_instances}",
-                details=[{"field": "maxInstances"}],
+            raise _invalid(
+                "maxInstances", f"maxInstances must be between max(1, minInstances) and {settings.max_instances}"
             )
         return cpu, memory, low, high
 
@@ -218,16 +205,14 @@ class DeploymentService:
         session: AsyncSession,
         account: Account,
         row: DeploymentRow,
-        body: dict[str, Any],
+        body: DeploymentUpdate,
         settings: DeploymentSettings,
     ) -> str:
         """Apply one PATCH body; the message says what happened."""
         deployment = row[0]
-        action = body.get("action")
+        action = body.action
         if action is None:
             return await self._edit(session, account, deployment, body)
-        if action not in ACTIONS:
-            raise BadRequest(f"action must be one of {', '.join(ACTIONS)}", details=[{"field": "action"}])
         if action == "start":
             return self.start(deployment)
         if action == "stop":
@@ -236,35 +221,30 @@ class DeploymentService:
             return self.resize(deployment, resources_from(body), settings)
         if action == "replace":
             return await self._replace(session, account, deployment, body)
-        raise BadRequest(
-            "the camera action (always-on RTSP inference) is not supported by this server",
-            details=[{"field": "action"}],
-        )
+        raise _invalid("action", "the camera action (always-on RTSP inference) is not supported by this server")
 
-    async def _edit(self, session: AsyncSession, account: Account, deployment: Deployment, body: dict[str, Any]) -> str:
+    async def _edit(
+        self, session: AsyncSession, account: Account, deployment: Deployment, body: DeploymentUpdate
+    ) -> str:
         changed = []
-        if "metadata" in body:
-            metadata = body["metadata"]
-            if metadata is not None and not isinstance(metadata, dict):
-                raise BadRequest("metadata must be an object", details=[{"field": "metadata"}])
+        given = body.model_fields_set
+        if "metadata" in given:
             try:
-                deployment.meta = dict(check_metadata(metadata) or {})
+                deployment.meta = dict(check_metadata(body.metadata) or {})
             except ValueError as error:
-                raise BadRequest(str(error), details=[{"field": "metadata"}]) from error
+                raise _invalid("metadata", str(error)) from error
             changed.append("metadata")
-        if "name" in body:
-            name = body["name"]
-            if not isinstance(name, str) or not name.strip():
-                raise BadRequest("name must be a non-empty string", details=[{"field": "name"}])
+        if "name" in given:
+            name = body.name
+            if name is None:
+                raise _invalid("name", "name must be a non-empty string")
             slug = slugify(name)
             if not slug:
-                raise BadRequest("name must contain letters or digits", details=[{"field": "name"}])
+                raise _invalid("name", "name must contain letters or digits")
             if slug != deployment.slug and await DeploymentRepository(session).slug_taken(account.id, slug):
                 raise Conflict(f"a deployment named '{slug}' already exists")
-            deployment.name, deployment.slug = name.strip()[:256], slug
+            deployment.name, deployment.slug = name[:256], slug
             changed.append("name")
-        if not changed:
-            raise BadRequest("send one of {action}, {name} or {metadata}")
         return f"updated {' and '.join(changed)}"
 
     @staticmethod
@@ -296,7 +276,7 @@ class DeploymentService:
     def resize(self, deployment: Deployment, resources: Resources, settings: DeploymentSettings) -> str:
         current = (deployment.cpu, deployment.memory_gi, deployment.min_instances, deployment.max_instances)
         if resources == Resources():
-            raise BadRequest("resize needs cpu, memoryGi, minInstances or maxInstances")
+            raise _invalid("action", "resize needs cpu, memoryGi, minInstances or maxInstances")
         cpu, memory, low, high = self._resources(resources, settings, default=current)
         if (cpu, memory, low, high) == current:
             return "resources unchanged"
@@ -310,21 +290,21 @@ class DeploymentService:
         return f"resized to {cpu} cpu, {memory} GiB, {low}–{high} instance(s)"
 
     async def _replace(
-        self, session: AsyncSession, account: Account, deployment: Deployment, body: dict[str, Any]
+        self, session: AsyncSession, account: Account, deployment: Deployment, body: DeploymentUpdate
     ) -> str:
-        model_id, project, model = body.get("modelId"), body.get("project"), body.get("model")
-        if isinstance(model_id, str) and model_id:
+        model_id, project, model = body.model_id, body.project, body.model
+        if model_id:
             row = await model_service.get_by_id(session, account, model_id)
-        elif isinstance(model, str) and model:
-            if isinstance(project, str) and project:
+        elif model:
+            if project:
                 row = await model_service.get_by_slug(session, account, account.username, project, model)
             else:
                 parts = model.removeprefix("ul://").split("/")
                 if len(parts) != 3:
-                    raise BadRequest("replace needs project and model (or modelId)", details=[{"field": "model"}])
+                    raise _invalid("model", "replace needs project and model (or modelId)")
                 row = await model_service.get_by_slug(session, account, *parts)
         else:
-            raise BadRequest("replace needs project and model (or modelId)", details=[{"field": "model"}])
+            raise _invalid("model", "replace needs project and model (or modelId)")
         if row[0].weights_key is None:
             raise Conflict("the model has no weights yet: upload or train a checkpoint first")
         deployment.model_id = row[0].id

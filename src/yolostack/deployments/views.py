@@ -45,8 +45,25 @@ async def logs_page(
 def _log_entry(row: DeploymentLog) -> dict[str, Any]:
     entry: dict[str, Any] = {"timestamp": isoformat(row.timestamp), "severity": row.severity, "message": row.message}
     if row.http_request is not None:
-        entry["httpRequest"] = row.http_request
+        entry["httpRequest"] = http_request_view(row.http_request)
     return entry
+
+
+def http_request_view(stored: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's keys (``method, url, status, latencyMs, userAgent?``) first, then the stored Google Cloud
+    Logging ``HttpRequest`` ones (``requestMethod``, ``latency: "0.0352s"``, …) as they are."""
+    latency = str(stored.get("latency") or "").removesuffix("s")
+    try:
+        latency_ms = round(float(latency) * 1000, 3)
+    except ValueError:
+        latency_ms = 0.0
+    return {
+        "method": stored.get("requestMethod"),
+        "url": stored.get("requestUrl"),
+        "status": stored.get("status"),
+        "latencyMs": latency_ms,
+        **stored,
+    }
 
 
 def _encode_token(log_id: int) -> str:

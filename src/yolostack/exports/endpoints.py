@@ -6,25 +6,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import ValidationError
 
 from yolostack.auth.dependencies import AuthContext, Authenticator
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
-from yolostack.core.errors import BadRequest
 from yolostack.core.files import on_commit
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
-from yolostack.core.responses import Body, both, client, seed
-from yolostack.core.validation import json_object
-from yolostack.exports.schemas import ExportCreate
+from yolostack.core.responses import Body, SeedPage, both, client, errors, seed
+from yolostack.exports.schemas import (
+    ExportCreate,
+    ExportCreated,
+    ExportDeleted,
+    ExportHolder,
+    ExportList,
+    ExportQueued,
+    ExportRead,
+    ExportRemoved,
+    ExportSchema,
+    SeedExportCreate,
+)
 from yolostack.exports.service import export_view, owned_model
 from yolostack.exports.service import exports as export_service
-from yolostack.jobs.service import wake_dispatcher
-from yolostack.models.service import ModelRow
+from yolostack.models.repository import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import Files
 from yolostack.tables import Executor, Job
+from yolostack.training.endpoints import wake_dispatcher
 from yolostack.training.service import gpu_count
 
 ExportsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.exports))]
@@ -36,16 +44,6 @@ models_router = APIRouter(tags=["exports"])
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def _body(request: Request) -> ExportCreate:
-    raw = await json_object(request)
-    try:
-        return ExportCreate.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise BadRequest(f"{field}: {first['msg']}", details=[{"field": field}]) from exc
 
 
 async def _create(request: Request, auth: AuthContext, session: DbSession, row: ModelRow, body: ExportCreate) -> Job:
@@ -70,7 +68,7 @@ def _created(request: Request, job: Job) -> dict[str, Any]:
 # -- seed routes: /api/exports ---------------------------------------------------------------------------
 
 
-@router.get("")
+@router.get("", response_model=SeedPage[ExportSchema])
 async def list_exports(
     auth: ExportsAuth,
     session: DbSession,
@@ -84,25 +82,24 @@ async def list_exports(
     return seed([export_view(job, links) for job in jobs], meta=PageMeta.of(params, total))
 
 
-@router.post("", status_code=201)
-async def create_export(request: Request, auth: ExportsAuth, session: DbSession, links: Files) -> Body:
+@router.post("", status_code=201, response_model=ExportCreated, responses=errors(400, 409))
+async def create_export(
+    request: Request, auth: ExportsAuth, session: DbSession, links: Files, body: SeedExportCreate
+) -> Body:
     """Seed ``{modelId, format}`` (plus ``args``, ``gpuType``): queue an export of one of the caller's models."""
-    body = await _body(request)
-    if not body.model_id:
-        raise BadRequest("modelId is required", details=[{"field": "modelId"}])
     row = await model_service.get_by_id(session, auth.account, body.model_id)
     job = await _create(request, auth, session, row, body)
     return both(export_view(job, links), **_created(request, job))
 
 
-@router.get("/{export_id}")
+@router.get("/{export_id}", response_model=ExportRead)
 async def get_export(auth: ExportsAuth, session: DbSession, links: Files, export_id: str) -> Body:
     """One export's status; ``data.file.downloadUrl`` once it has completed."""
     view = export_view(await export_service.get(session, auth.account, export_id), links)
     return both(view, export=view)
 
 
-@router.delete("/{export_id}")
+@router.delete("/{export_id}", response_model=ExportRemoved)
 async def delete_export(request: Request, auth: ExportsAuth, session: DbSession, export_id: str) -> Body:
     """Cancel an active export, or delete a finished one and its file."""
     action = await _remove(request, session, await export_service.get(session, auth.account, export_id))
@@ -123,7 +120,7 @@ async def _model(session: DbSession, auth: AuthContext, owner: str, project: str
     return owned_model(auth.account, await model_service.get_by_slug(session, auth.account, owner, project, model))
 
 
-@models_router.get("/{owner}/{project}/{model}/exports")
+@models_router.get("/{owner}/{project}/{model}/exports", response_model=ExportList)
 async def list_model_exports(
     request: Request,
     auth: ExportsAuth,
@@ -142,18 +139,19 @@ async def list_model_exports(
     return client(exports=[export_view(job, links) for job in jobs], region=_settings(request).region)
 
 
-@models_router.post("/{owner}/{project}/{model}/exports", status_code=201)
+@models_router.post(
+    "/{owner}/{project}/{model}/exports", status_code=201, response_model=ExportQueued, responses=errors(400, 409)
+)
 async def create_model_export(
-    request: Request, auth: ExportsAuth, session: DbSession, owner: str, project: str, model: str
+    request: Request, auth: ExportsAuth, session: DbSession, owner: str, project: str, model: str, body: ExportCreate
 ) -> Body:
     """SDK ``exports.create`` and ``ul cloud export``: ``{format, gpuType?, args?}`` → ``{id, format, status, …}``."""
-    body = await _body(request)
     row = await _model(session, auth, owner, project, model)
     job = await _create(request, auth, session, row, body)
     return client(**_created(request, job))
 
 
-@models_router.get("/{owner}/{project}/{model}/exports/{export_id}")
+@models_router.get("/{owner}/{project}/{model}/exports/{export_id}", response_model=ExportHolder)
 async def get_model_export(
     auth: ExportsAuth, session: DbSession, links: Files, owner: str, project: str, model: str, export_id: str
 ) -> Body:
@@ -163,7 +161,7 @@ async def get_model_export(
     return client(export=export_view(job, links))
 
 
-@models_router.delete("/{owner}/{project}/{model}/exports/{export_id}")
+@models_router.delete("/{owner}/{project}/{model}/exports/{export_id}", response_model=ExportDeleted)
 async def delete_model_export(
     request: Request, auth: ExportsAuth, session: DbSession, owner: str, project: str, model: str, export_id: str
 ) -> Body:

@@ -4,16 +4,26 @@ from typing import Any
 
 from pydantic import Field
 
+from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 
 
 class ExportCreate(RequestSchema):
-    """Seed ``{modelId, format}`` and the clients' ``{format, gpuType?, args?}`` (the model is in their path)."""
+    """The clients' ``{format, gpuType?, args?}`` (the model is in their path)."""
 
-    model_id: str | None = None
-    format: str = Field(min_length=1, max_length=64)
-    args: dict[str, Any] | None = None
-    gpu_type: str | None = Field(default=None, max_length=64)
+    format: str = Field(
+        min_length=1,
+        max_length=64,
+        description="onnx, torchscript, openvino, engine (tensorrt), coreml, litert (tflite), saved_model, …",
+    )
+    args: dict[str, Any] | None = Field(default=None, description="ultralytics export arguments (imgsz, quantize…)")
+    gpu_type: str | None = Field(default=None, max_length=64, description="A GPU to export on (engine needs one)")
+
+
+class SeedExportCreate(ExportCreate):
+    """The seed's ``{modelId, format}`` (plus ``args`` and ``gpuType``)."""
+
+    model_id: str = Field(min_length=1, max_length=64)
 
 
 class ExportFile(Schema):
@@ -49,3 +59,49 @@ class ExportSchema(Schema):
     completed_at: str | None
     created_at: str | None
     updated_at: str | None
+
+
+class ExportAction(Schema):
+    id: str
+    action: str = Field(description="cancelled (it was running) or deleted (with its file)")
+
+
+class ExportCreated(SeedResponse[ExportSchema]):
+    """Both dialects: the seed's ``data`` and what ``ul cloud export`` reads (``id, status, gpuType?``)."""
+
+    id: str
+    format: str
+    status: str
+    gpu_type: str | None
+    region: str
+
+
+class ExportRead(SeedResponse[ExportSchema]):
+    export: ExportSchema
+
+
+class ExportRemoved(SeedResponse[ExportAction]):
+    action: str
+
+
+class ExportList(ClientResponse):
+    exports: list[ExportSchema]
+    region: str
+
+
+class ExportQueued(ClientResponse):
+    id: str
+    format: str
+    status: str
+    gpu_type: str | None
+    region: str
+
+
+class ExportHolder(ClientResponse):
+    """What ``ul cloud export`` polls: ``export.status``, then ``export.file.downloadUrl``."""
+
+    export: ExportSchema
+
+
+class ExportDeleted(ClientResponse):
+    action: str = Field(description="cancelled or deleted")

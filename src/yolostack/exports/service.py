@@ -19,7 +19,7 @@ from yolostack.exports.repository import ExportRepository
 from yolostack.exports.schemas import ExportCreate, ExportError, ExportFile, ExportSchema
 from yolostack.jobs.service import error_view
 from yolostack.jobs.service import jobs as job_service
-from yolostack.models.service import ModelRow
+from yolostack.models.repository import ModelRow
 from yolostack.storage.service import FileLinks
 from yolostack.tables import ACTIVE_STATUSES, Account, Executor, Job, JobKind, JobStatus
 
@@ -58,15 +58,13 @@ class NoGpu(AppError):
 def resolve_format(requested: str) -> ExportFormat:
     spec = formats.canonical(requested)
     if spec is None:
-        raise BadRequest(
-            f"unknown export format '{requested}'; accepted: {', '.join(formats.ACCEPTED)}",
-            details=[{"field": "format", "accepted": list(formats.ACCEPTED)}],
-        )
+        message = f"unknown export format '{requested}'; accepted: {', '.join(formats.ACCEPTED)}"
+        raise BadRequest(message, details=[{"field": "format", "message": message, "accepted": list(formats.ACCEPTED)}])
     return spec
 
 
 def _invalid(field: str, message: str) -> BadRequest:
-    return BadRequest(message, details=[{"field": f"args.{field}"}])
+    return BadRequest(message, details=[{"field": f"args.{field}", "message": message}])
 
 
 def _quantize(value: Any) -> int | str | None:
@@ -118,10 +116,8 @@ def export_args(spec: ExportFormat, given: dict[str, Any] | None, *, gpu: bool) 
     allowed = formats.EXPORT_ARGUMENTS | GENERAL_ARGS | PRECISION_FLAGS
     unknown = sorted(key for key in args if key not in allowed)
     if unknown:
-        raise BadRequest(
-            f"not export arguments: {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}",
-            details=[{"field": f"args.{key}"} for key in unknown],
-        )
+        message = f"not export arguments: {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}"
+        raise BadRequest(message, details=[{"field": f"args.{key}", "message": message} for key in unknown])
     int8, half = args.pop("int8", None), args.pop("half", None)
     if "quantize" not in args and (int8 or half):
         args["quantize"] = 8 if int8 else 16

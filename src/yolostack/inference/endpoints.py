@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 
 from yolostack import __version__
 from yolostack.auth.dependencies import AuthContext, HubAuth, InferenceAuth
@@ -19,17 +19,27 @@ from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.errors import BadRequest, NotFound
 from yolostack.core.ids import is_id
-from yolostack.core.responses import Body, both, client
-from yolostack.inference.inputs import read_form
-from yolostack.inference.params import HUB_IOU, PLATFORM_IOU, parse_params
+from yolostack.core.responses import Body, both, client, errors
+from yolostack.inference.params import (
+    HUB_IOU,
+    MEDIA_REQUIRED,
+    PLATFORM_IOU,
+    HubPredictForm,
+    LegacyHubPredictForm,
+    PredictForm,
+)
 from yolostack.inference.pipeline import class_names, predict_media
+from yolostack.inference.schemas import PredictResponse, SeedPredictResponse
 from yolostack.inference.service import InferenceService, ServingTarget
-from yolostack.models.service import ModelRow
+from yolostack.models.repository import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack_engine import Prediction, PredictOptions
 
 router = APIRouter(tags=["inference"])
 hub_router = APIRouter(tags=["inference"])
+
+PlatformForm = Annotated[PredictForm, Form(media_type="multipart/form-data")]
+PREDICT_ERRORS = errors(409, 503)
 
 
 def _service(request: Request) -> InferenceService:
@@ -37,42 +47,81 @@ def _service(request: Request) -> InferenceService:
     return service
 
 
-@router.post("/{model_id}/predict")
-async def predict_by_id(request: Request, auth: InferenceAuth, session: DbSession, model_id: str) -> Body:
+@router.post(
+    "/{model_id}/predict",
+    response_model=None,
+    responses={200: {"model": SeedPredictResponse}, **PREDICT_ERRORS},
+)
+async def predict_by_id(
+    request: Request, auth: InferenceAuth, session: DbSession, model_id: str, form: PlatformForm
+) -> Body:
     """Seed: multipart ``file`` (image or video) or ``source``, ``conf``, ``iou``, ``imgsz``…"""
+    _require_form(request)
     if not is_id(model_id):
         raise NotFound("model not found: address it by id or by /{owner}/{project}/{model}")
     row = await model_service.get_by_id(session, auth.account, model_id)
     await _end_transaction(session)
-    body = await _predict(request, row, default_iou=PLATFORM_IOU)
+    body = await _predict(request, row, form, default_iou=PLATFORM_IOU)
     return both(body, predictions=_seed_predictions(body["images"]), **body)
 
 
-@router.post("/{owner}/{project}/{model}/predict")
+@router.post(
+    "/{owner}/{project}/{model}/predict",
+    response_model=None,
+    responses={200: {"model": PredictResponse}, **PREDICT_ERRORS},
+)
 async def predict_by_slug(
-    request: Request, auth: InferenceAuth, session: DbSession, owner: str, project: str, model: str
+    request: Request,
+    auth: InferenceAuth,
+    session: DbSession,
+    owner: str,
+    project: str,
+    model: str,
+    form: PlatformForm,
 ) -> Body:
     """Clients (``ul cloud predict``): ``images[]`` one per image or strided video frame, and ``metadata``."""
+    _require_form(request)
     row = await model_service.get_by_slug(session, auth.account, owner, project, model)
     await _end_transaction(session)
-    return client(**await _predict(request, row, default_iou=PLATFORM_IOU))
+    return client(**await _predict(request, row, form, default_iou=PLATFORM_IOU))
 
 
-@hub_router.post("/")
-async def predict_hub(request: Request, auth: HubAuth, session: DbSession) -> Body:
+@hub_router.post("/", response_model=None, responses={200: {"model": PredictResponse}, **PREDICT_ERRORS})
+async def predict_hub(
+    request: Request,
+    auth: HubAuth,
+    session: DbSession,
+    form: Annotated[HubPredictForm, Form(media_type="multipart/form-data")],
+) -> Body:
     """The HUB shared inference API: form ``model`` (a model URL, an id or ``ul://owner/project/model``)."""
-    fields, _ = await read_form(request, _service(request).settings)
-    row = await _hub_model(session, auth, fields.get("model"))
+    _require_form(request)
+    row = await _hub_model(session, auth, form.model)
     await _end_transaction(session)
-    return client(**await _predict(request, row, default_iou=HUB_IOU))
+    return client(**await _predict(request, row, form, default_iou=HUB_IOU))
 
 
-@hub_router.post("/v1/predict/{model_id}")
-async def predict_hub_legacy(request: Request, auth: HubAuth, session: DbSession, model_id: str) -> Body:
+@hub_router.post(
+    "/v1/predict/{model_id}", response_model=None, responses={200: {"model": PredictResponse}, **PREDICT_ERRORS}
+)
+async def predict_hub_legacy(
+    request: Request,
+    auth: HubAuth,
+    session: DbSession,
+    model_id: str,
+    form: Annotated[LegacyHubPredictForm, Form(media_type="multipart/form-data")],
+) -> Body:
     """The legacy HUB route: the model id in the path, the image as ``file`` or ``image``."""
+    _require_form(request)
     row = await _hub_model(session, auth, model_id)
     await _end_transaction(session)
-    return client(**await _predict(request, row, default_iou=HUB_IOU))
+    return client(**await _predict(request, row, form, default_iou=HUB_IOU))
+
+
+def _require_form(request: Request) -> None:
+    """Another body (JSON) would parse as an empty form: refuse it as such, before the model is looked up."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise BadRequest(MEDIA_REQUIRED, details=[{"field": "file", "message": MEDIA_REQUIRED}])
 
 
 async def _end_transaction(session: DbSession) -> None:
@@ -82,14 +131,16 @@ async def _end_transaction(session: DbSession) -> None:
     await session.commit()
 
 
-async def _hub_model(session: DbSession, auth: AuthContext, ref: Any) -> ModelRow:
-    if not isinstance(ref, str) or not ref.strip():
-        raise BadRequest("form field 'model' is required (a model URL, a model id or ul://owner/project/model)")
+async def _hub_model(session: DbSession, auth: AuthContext, ref: str | None) -> ModelRow:
+    if ref is None or not ref.strip():
+        message = "form field 'model' is required (a model URL, a model id or ul://owner/project/model)"
+        raise BadRequest(message, details=[{"field": "model", "message": message}])
     ref = ref.strip()
     if ref.startswith("ul://"):
         parts = ref.removeprefix("ul://").split("/")
         if len(parts) != 3 or not all(parts):
-            raise BadRequest("a ul:// model must look like ul://owner/project/model")
+            message = "a ul:// model must look like ul://owner/project/model"
+            raise BadRequest(message, details=[{"field": "model", "message": message}])
         return await model_service.get_by_slug(session, auth.account, *parts)
     segments = [segment for segment in urlparse(ref).path.split("/") if segment]
     model_id = segments[-1] if segments else ref
@@ -98,18 +149,17 @@ async def _hub_model(session: DbSession, auth: AuthContext, ref: Any) -> ModelRo
     return await model_service.get_by_id(session, auth.account, model_id)
 
 
-async def _predict(request: Request, row: ModelRow, *, default_iou: float) -> dict[str, Any]:
+async def _predict(request: Request, row: ModelRow, form: PredictForm, *, default_iou: float) -> dict[str, Any]:
     started = time.perf_counter()
     service = _service(request)
     settings: Settings = request.app.state.settings
-    fields, upload = await read_form(request, settings.inference)
-    params = parse_params(fields, default_iou=default_iou)
+    params = form.params(default_iou=default_iou)
     target = await service.target(row[0])
 
     async def predict(images: list[Any], options: PredictOptions) -> list[Prediction]:
         return await service.predict(target, images, options)
 
-    images = await predict_media(fields, upload, settings.inference, predict, params)
+    images = await predict_media(form.source, form.upload(), settings.inference, predict, params)
     metadata = await _metadata(service, target, row, len(images), started)
     return {"images": images, "metadata": metadata}
 

@@ -1,4 +1,4 @@
-"""What a predict request carries: its form fields and one image, a video, or a ``source`` URL."""
+"""What a predict request carries: one image, a video, or a ``source`` URL (and, for replicas, its raw form)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from yolostack.config import InferenceSettings
 from yolostack.core.errors import BadRequest, PayloadTooLarge
 from yolostack.inference.fetch import SourceFetchError, fetch_source
+from yolostack.inference.params import MEDIA_REQUIRED
 from yolostack_engine.media import MediaError, decode_image, is_video, iter_video_frames
 
 CHUNK = 1024 * 1024
@@ -41,7 +42,7 @@ async def read_form(request: Request, settings: InferenceSettings) -> tuple[dict
         raise PayloadTooLarge(f"request body exceeds {settings.max_video_bytes} bytes")
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise BadRequest("send multipart/form-data with a 'file' (image or video) or a 'source' URL")
+        raise BadRequest(MEDIA_REQUIRED, details=_field("file", MEDIA_REQUIRED))
     form = await request.form(max_files=2, max_fields=40)
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     upload = next((form[name] for name in FILE_FIELDS if isinstance(form.get(name), UploadFile)), None)
@@ -50,16 +51,20 @@ async def read_form(request: Request, settings: InferenceSettings) -> tuple[dict
 
 @asynccontextmanager
 async def open_input(
-    fields: dict[str, Any], upload: UploadFile | None, settings: InferenceSettings
+    source: str | None, upload: UploadFile | None, settings: InferenceSettings
 ) -> AsyncIterator[PredictInput]:
     """Yield the request's media; a video is spooled to a temporary file removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="yolostack-predict-") as work:
         if upload is not None:
             yield await _from_upload(upload, Path(work), settings)
-        elif fields.get("source"):
-            yield await _from_source(str(fields["source"]), Path(work), settings)
+        elif source and source.strip():
+            yield await _from_source(source.strip(), Path(work), settings)
         else:
-            raise BadRequest("a 'file' (image or video) or a 'source' URL is required")
+            raise BadRequest(MEDIA_REQUIRED, details=_field("file", MEDIA_REQUIRED))
+
+
+def _field(name: str, message: str) -> list[dict[str, str]]:
+    return [{"field": name, "message": message}]
 
 
 async def _from_upload(upload: UploadFile, work: Path, settings: InferenceSettings) -> PredictInput:
@@ -85,7 +90,7 @@ async def _from_source(url: str, work: Path, settings: InferenceSettings) -> Pre
     except SourceFetchError as error:
         # A source over the size limit is refused like an upload over it; any other failure is the caller's URL.
         failure = PayloadTooLarge if error.status_code == 413 else BadRequest
-        raise failure(str(error), details={"field": "source"}) from error
+        raise failure(str(error), details=_field("source", str(error))) from error
     if is_video(fetched.filename, fetched.data[:HEAD_BYTES]):
         path = work / f"video{Path(fetched.filename).suffix.lower()[:8] or '.mp4'}"
         await asyncio.to_thread(path.write_bytes, fetched.data)
@@ -116,7 +121,7 @@ async def _decode(data: bytes, settings: InferenceSettings) -> np.ndarray:
     try:
         return await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels)
     except MediaError as error:
-        raise BadRequest(str(error), details={"field": "file"}) from error
+        raise BadRequest(str(error), details=_field("file", str(error))) from error
 
 
 def video_frames(path: Path, vid_stride: int, settings: InferenceSettings) -> Iterator[np.ndarray]:
@@ -129,4 +134,4 @@ async def next_frames(frames: Iterator[np.ndarray], count: int) -> list[np.ndarr
     try:
         return await asyncio.to_thread(lambda: list(itertools.islice(frames, count)))
     except MediaError as error:
-        raise BadRequest(str(error), details={"field": "file"}) from error
+        raise BadRequest(str(error), details=_field("file", str(error))) from error

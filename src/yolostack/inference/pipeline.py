@@ -1,4 +1,4 @@
-"""One predict request from form fields to rendered ``images[]``: shared by the API's predict routes and by
+"""One predict request from its media and parameters to rendered ``images[]``: shared by the API's predict routes and by
 deployment replicas, which run the same parsing, decoding and rendering in their own processes."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ Predictor = Callable[[list[np.ndarray], PredictOptions], Awaitable[list[Predicti
 
 
 async def predict_media(
-    fields: dict[str, Any],
+    source: str | None,
     upload: UploadFile | None,
     settings: InferenceSettings,
     predict: Predictor,
@@ -28,7 +28,7 @@ async def predict_media(
     so that bad parameters are refused before the model is looked at)."""
     options = PredictOptions(imgsz=params.imgsz, conf=params.conf, iou=params.iou)
     images: list[dict[str, Any]] = []
-    async with open_input(fields, upload, settings) as media:
+    async with open_input(source, upload, settings) as media:
         if media.image is not None:
             images += render(await predict([media.image], options), params)
         else:

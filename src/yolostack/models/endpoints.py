@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from yolostack.auth.dependencies import ModelsAuth
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
-from yolostack.core.errors import BadRequest, NotFound, PayloadTooLarge
+from yolostack.core.errors import NotFound, PayloadTooLarge
 from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
+from yolostack.core.limits import limit_body
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, both, client, seed
+from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, seed
 from yolostack.models.repository import ModelRow
-from yolostack.models.schemas import ModelCreate, ModelFile, ModelUpdate, Task
+from yolostack.models.schemas import (
+    ModelCreate,
+    ModelCreated,
+    ModelDetail,
+    ModelFile,
+    ModelFiles,
+    ModelList,
+    ModelRead,
+    ModelSchema,
+    ModelUpdate,
+    ModelUpdated,
+    ModelUpload,
+    Task,
+    Trashed,
+)
 from yolostack.models.service import model as model_service
 from yolostack.models.service import model_detail, model_view
 from yolostack.storage.service import FileLinks, Files
@@ -26,6 +41,7 @@ from yolostack.storage.usage import ensure_room
 
 router = APIRouter(tags=["models"])
 CHUNK = 1024 * 1024
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
 def _region(request: Request) -> str:
@@ -55,7 +71,7 @@ def model_files(links: FileLinks, row: ModelRow) -> list[ModelFile]:
     return files
 
 
-@router.get("")
+@router.get("", response_model=SeedPage[ModelSchema])
 async def list_models(
     auth: ModelsAuth,
     session: DbSession,
@@ -68,14 +84,48 @@ async def list_models(
     return seed(models, meta=PageMeta.of(pagination, total))
 
 
-@router.post("", status_code=201)
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A schema with its ``$defs`` resolved in place, for a request body FastAPI does not read itself."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return resolve({**definitions[ref.removeprefix("#/$defs/")], **rest})
+        return {key: resolve(value) for key, value in node.items()}
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+# One route, two bodies: the handler reads it itself, so that an upload's larger cap is set before the
+# form is read (``limit_body``); the document says which shapes it takes.
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _inline_schema(ModelCreate)},
+            "multipart/form-data": {"schema": _inline_schema(ModelUpload)},
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=ModelCreated, responses=errors(409), openapi_extra=CREATE_BODY)
 async def create_model(request: Request, auth: ModelsAuth, session: DbSession, links: Files) -> Body:
     """Multipart ``file`` + ``projectId`` + ``name`` uploads a .pt (seed); a JSON body creates an empty model (clients)."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         model, project = await _upload(request, auth.account, session, links)
         on_commit(session, lambda: wake_conversions(request))
     else:
-        model, project = await model_service.create(session, auth.account, await _json_body(request))
+        body = _validated(ModelCreate, await request.body())
+        model, project = await model_service.create(session, auth.account, body)
     view = model_view(model, project, auth.account.username)
     return both(
         view,
@@ -88,14 +138,15 @@ async def create_model(request: Request, auth: ModelsAuth, session: DbSession, l
     )
 
 
-async def _json_body(request: Request) -> ModelCreate:
+def _validated(schema: type[RequestT], given: bytes | dict[str, Any]) -> RequestT:
+    """The body validated as FastAPI validates the bodies it reads (the same 422 and field names)."""
     try:
-        return ModelCreate.model_validate(await request.json())
-    except ValueError as exc:  # ValidationError is a ValueError; so is a body that is not JSON
-        details = exc.errors(include_url=False, include_context=False) if isinstance(exc, ValidationError) else None
-        raise BadRequest(
-            "invalid model body: send JSON {project, name?, model?, task?} or a multipart .pt upload", details=details
-        ) from exc
+        if isinstance(given, bytes):
+            return schema.model_validate_json(given or b"{}")
+        return schema.model_validate(given)
+    except ValidationError as error:
+        errors = [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 async def _upload(request: Request, account: Any, session: DbSession, links: FileLinks) -> Any:
@@ -104,13 +155,11 @@ async def _upload(request: Request, account: Any, session: DbSession, links: Fil
     if declared > settings.storage.max_upload_bytes:
         raise PayloadTooLarge(f"upload exceeds the limit of {settings.storage.max_upload_bytes} bytes")
     room = await ensure_room(session, settings, account, declared)
+    limit_body(request, settings.storage.max_upload_bytes)  # a checkpoint may pass the default form cap
     form = await request.form(max_files=1, max_fields=10)
-    upload, project_id = form.get("file"), form.get("projectId")
-    if not isinstance(upload, UploadFile):
-        raise BadRequest("multipart field 'file' (a .pt checkpoint) is required")
-    if not isinstance(project_id, str) or not project_id:
-        raise BadRequest("multipart field 'projectId' is required")
-    name = form.get("name")
+    fields = {key: value for key, value in form.items() if value != ""}
+    body = _validated(ModelUpload, fields)
+    upload = body.file
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await upload.read(CHUNK):
@@ -120,15 +169,15 @@ async def _upload(request: Request, account: Any, session: DbSession, links: Fil
         session,
         links.store,
         account,
-        project_id=project_id,
-        name=name if isinstance(name, str) else None,
+        project_id=body.project_id,
+        name=body.name,
         filename=upload.filename,
         chunks=chunks(),
         max_bytes=min(room, settings.storage.max_upload_bytes),
     )
 
 
-@router.get("/{ref}")
+@router.get("/{ref}", response_model=SeedResponse[ModelDetail])
 async def get_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> Body:
     """One model by id (seed)."""
     if not is_id(ref):
@@ -137,7 +186,7 @@ async def get_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> Bod
     return seed(model_detail(model, project, owner.username))
 
 
-@router.delete("/{ref}")
+@router.delete("/{ref}", response_model=SeedResponse[Trashed])
 async def delete_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> Body:
     """Move a model to the trash (seed)."""
     if not is_id(ref):
@@ -147,7 +196,7 @@ async def delete_model_by_id(auth: ModelsAuth, session: DbSession, ref: str) -> 
     return seed({"id": ref, "trashed": True})
 
 
-@router.get("/{first}/{second}")
+@router.get("/{first}/{second}", response_model=ModelFiles | ModelList)
 async def get_files_or_list_project(
     request: Request,
     auth: ModelsAuth,
@@ -166,7 +215,7 @@ async def get_files_or_list_project(
     return client(models=models, total=len(models), region=_region(request))
 
 
-@router.get("/{owner}/{project}/{model}")
+@router.get("/{owner}/{project}/{model}", response_model=ModelRead)
 async def get_model(
     request: Request, auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str
 ) -> Body:
@@ -180,7 +229,7 @@ async def get_model(
     )
 
 
-@router.patch("/{owner}/{project}/{model}")
+@router.patch("/{owner}/{project}/{model}", response_model=ModelUpdated, responses=errors(409))
 async def update_model(
     auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str, data: ModelUpdate
 ) -> Body:
@@ -191,7 +240,7 @@ async def update_model(
     return both(detail, model=detail, slug=updated.slug)
 
 
-@router.delete("/{owner}/{project}/{model}")
+@router.delete("/{owner}/{project}/{model}", response_model=ClientResponse)
 async def delete_model(auth: ModelsAuth, session: DbSession, owner: str, project: str, model: str) -> Body:
     """Move a model to the trash for 30 days (clients)."""
     row = await model_service.get_by_slug(session, auth.account, owner, project, model)
@@ -199,7 +248,7 @@ async def delete_model(auth: ModelsAuth, session: DbSession, owner: str, project
     return client()
 
 
-@router.get("/{owner}/{project}/{model}/files")
+@router.get("/{owner}/{project}/{model}/files", response_model=ModelFiles)
 async def get_model_files(
     auth: ModelsAuth, session: DbSession, links: Files, owner: str, project: str, model: str
 ) -> Body:

@@ -1,8 +1,10 @@
 from datetime import datetime
 from typing import Annotated, Any
 
+from fastapi import UploadFile
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
+from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.core.slugs import SLUG_PATTERN
 from yolostack.core.validation import check_metadata
@@ -32,6 +34,14 @@ class ModelCreate(RequestSchema):
     epochs: int | None = Field(default=None, ge=0, le=100_000)
     metrics: dict[str, Any] | None = None
     version: Any = None
+
+
+class ModelUpload(RequestSchema):
+    """The seed's multipart ``POST /api/models``: a .pt checkpoint, the project it goes in, and a name."""
+
+    file: UploadFile = Field(description="A PyTorch checkpoint (.pt)")
+    project_id: str = Field(min_length=1, max_length=64, description="The project (its id)")
+    name: Name | None = Field(default=None, description="Display name (default: the file's name)")
 
 
 class ModelUpdate(RequestSchema):
@@ -97,10 +107,58 @@ class ModelSchema(Schema):
 
 
 class ModelDetail(ModelSchema):
+    """The read shape plus custom metadata and the training details the clients PATCH in (each only when set)."""
+
     metadata: dict[str, Any]
+    train_results: Any = None
+    best_epoch: int | None = None
+    best_fitness: float | None = None
+    version: Any = None
+    license: str | None = None
+    color: str | None = None
+    training_error: Any = None
 
 
 class ModelFile(Schema):
     name: str
     size: int | None
-    download_url: str
+    download_url: str = Field(description="Absolute, signed, no auth needed; the .pt file's name ends it")
+
+
+class Trashed(Schema):
+    id: str
+    trashed: bool
+
+
+class ModelCreated(SeedResponse[ModelSchema]):
+    """Both dialects: the seed's ``data`` and the clients' ``{id, owner, project, model, name, region}``."""
+
+    id: str
+    owner: str
+    project: str
+    model: str
+    name: str
+    region: str
+
+
+class ModelFiles(SeedResponse[list[ModelFile]]):
+    """``files[0]`` is the checkpoint (``YOLO("ul://owner/project/model")`` downloads it)."""
+
+    files: list[ModelFile]
+
+
+class ModelList(ClientResponse):
+    models: list[ModelSchema]
+    total: int
+    region: str
+
+
+class ModelRead(ClientResponse):
+    model: ModelDetail
+    is_owner: bool
+    region: str
+
+
+class ModelUpdated(SeedResponse[ModelDetail]):
+    model: ModelDetail
+    slug: str

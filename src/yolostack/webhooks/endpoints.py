@@ -10,13 +10,15 @@ from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.pagination import PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, both, seed
+from yolostack.core.responses import Body, SeedPage, SeedResponse, both, seed
 from yolostack.tables import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 from yolostack.webhooks.schemas import (
     WebhookAttemptSchema,
     WebhookCreate,
     WebhookCreated,
+    WebhookDeleted,
     WebhookDeliverySchema,
+    WebhookPage,
     WebhookSchema,
 )
 from yolostack.webhooks.service import webhooks as webhook_service
@@ -42,7 +44,7 @@ register_url_convertor("webhook_id", _IdConvertor())
 router = APIRouter(tags=["webhooks"])
 
 
-@router.get("")
+@router.get("", response_model=WebhookPage)
 async def list_webhooks(auth: WebhooksAuth, session: DbSession, pagination: PageParamsQuery) -> Body:
     """List the account's webhooks (never their secrets)."""
     rows, total = await webhook_service.list_webhooks(session, auth.account_id, pagination)
@@ -50,7 +52,7 @@ async def list_webhooks(auth: WebhooksAuth, session: DbSession, pagination: Page
     return both(listed, meta=PageMeta.of(pagination, total), webhooks=listed, total=total)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=SeedResponse[WebhookCreated])
 async def create_webhook(auth: WebhooksAuth, session: DbSession, request: Request, data: WebhookCreate) -> Body:
     """Subscribe a URL to events; the signing ``secret`` is in this response and nowhere else, ever."""
     settings: Settings = request.app.state.settings
@@ -58,20 +60,20 @@ async def create_webhook(auth: WebhooksAuth, session: DbSession, request: Reques
     return seed(WebhookCreated.model_validate(webhook))
 
 
-@router.get("/{webhook_id:webhook_id}")
+@router.get("/{webhook_id:webhook_id}", response_model=SeedResponse[WebhookSchema])
 async def get_webhook(auth: WebhooksAuth, session: DbSession, webhook_id: str) -> Body:
     """One webhook of the account's."""
     return seed(_webhook(await webhook_service.get(session, auth.account_id, webhook_id)))
 
 
-@router.delete("/{webhook_id:webhook_id}")
+@router.delete("/{webhook_id:webhook_id}", response_model=SeedResponse[WebhookDeleted])
 async def delete_webhook(auth: WebhooksAuth, session: DbSession, webhook_id: str) -> Body:
     """Delete a webhook; its queued deliveries are dropped and nothing more is sent to it."""
     webhook = await webhook_service.delete(session, auth.account_id, webhook_id)
     return seed({"id": webhook.id, "deleted": True})
 
 
-@router.get("/{webhook_id:webhook_id}/deliveries")
+@router.get("/{webhook_id:webhook_id}/deliveries", response_model=SeedPage[WebhookDeliverySchema])
 async def list_webhook_deliveries(
     auth: WebhooksAuth,
     session: DbSession,

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import Field
 
+from yolostack.core.responses import SeedPage
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.tables import DeliveryStatus
 
@@ -64,3 +65,13 @@ class WebhookDeliverySchema(Schema):
     delivered_at: datetime | None
     payload: dict[str, Any]
     attempts: list[WebhookAttemptSchema]
+
+
+class WebhookDeleted(Schema):
+    id: str
+    deleted: bool
+
+
+class WebhookPage(SeedPage[WebhookSchema]):
+    webhooks: list[WebhookSchema]
+    total: int
