@@ -18,7 +18,7 @@ from yolostack.core.timeutil import utcnow
 from yolostack.core.validation import check_metadata
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
 from yolostack.deployments.schemas import DeploymentUpdate, ResourcesRequest
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.tables import Account, Deployment, DeploymentStatus, DesiredState
 

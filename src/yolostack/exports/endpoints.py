@@ -28,11 +28,11 @@ from yolostack.exports.schemas import (
 )
 from yolostack.exports.service import export_view, owned_model
 from yolostack.exports.service import exports as export_service
-from yolostack.models.repository import ModelRow
+from yolostack.jobs.service import wake_dispatcher
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack.storage.service import Files
 from yolostack.tables import Executor, Job
-from yolostack.training.endpoints import wake_dispatcher
 from yolostack.training.service import gpu_count
 
 ExportsAuth = Annotated[AuthContext, Depends(Authenticator(Scope.exports))]

@@ -19,7 +19,7 @@ from yolostack.exports.repository import ExportRepository
 from yolostack.exports.schemas import ExportCreate, ExportError, ExportFile, ExportSchema
 from yolostack.jobs.service import error_view
 from yolostack.jobs.service import jobs as job_service
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.storage.service import FileLinks
 from yolostack.tables import ACTIVE_STATUSES, Account, Executor, Job, JobKind, JobStatus
 

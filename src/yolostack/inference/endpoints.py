@@ -31,7 +31,7 @@ from yolostack.inference.params import (
 from yolostack.inference.pipeline import class_names, predict_media
 from yolostack.inference.schemas import PredictResponse, SeedPredictResponse
 from yolostack.inference.service import InferenceService, ServingTarget
-from yolostack.models.repository import ModelRow
+from yolostack.models.service import ModelRow
 from yolostack.models.service import model as model_service
 from yolostack_engine import Prediction, PredictOptions
 
