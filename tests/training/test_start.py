@@ -113,6 +113,24 @@ class TestStartTraining:
         error = assert_error(await start(client, alice, body), 422, "VALIDATION_ERROR")
         assert message in error["error"]["message"]
 
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"modelId": 5}, "modelId"),
+            ({"trainArgs": "epochs=3"}, "trainArgs"),
+            ({"epochs": "many"}, "epochs"),
+            ({"imageSize": [640]}, "imageSize"),
+            ({"gpuType": 4090}, "gpuType"),
+            ({"datasetId": {"id": "x"}}, "datasetId"),
+        ],
+    )
+    async def test_field_of_the_wrong_type_is_named(
+        self, client: httpx.AsyncClient, alice: User, model: dict[str, Any], change: dict[str, Any], field: str
+    ) -> None:
+        error = assert_error(await start(client, alice, {"modelId": model["id"], **change}), 422, "VALIDATION_ERROR")
+        assert error["error"]["details"][0]["field"] == field
+        assert error["error"]["details"][0]["message"]
+
     async def test_unknown_dataset_is_404(self, client: httpx.AsyncClient, alice: User, model: dict[str, Any]) -> None:
         body = {"modelId": model["id"], "trainArgs": {"data": "ul://alice/datasets/missing"}}
         assert_error(await start(client, alice, body), 404, "NOT_FOUND")

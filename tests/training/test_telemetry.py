@@ -179,6 +179,25 @@ class TestRunEvents:
     async def test_needs_a_key(self, client: httpx.AsyncClient) -> None:
         assert_error(await client.post(METRICS, json={"event": "epoch_end", "data": {}}), 401, "UNAUTHORIZED")
 
+    @pytest.mark.parametrize(
+        ("path", "body", "field"),
+        [
+            (METRICS, {"data": {}}, "event"),
+            (METRICS, {"event": 3}, "event"),
+            (METRICS, {"event": "epoch_end", "data": {}, "modelId": 5}, "modelId"),
+            (METRICS, {"event": "console_output", "data": "a line"}, "data"),
+            (METRICS, {"event": "training_started", "data": {}, "project": {"owner": "alice"}}, "project"),
+            (UPLOAD, {"filename": 5}, "filename"),
+            (UPLOAD, {"filename": "best.pt", "runId": "one"}, "runId"),
+            (UPLOAD, {"filename": "best.pt", "size": -1}, "size"),
+        ],
+    )
+    async def test_field_of_the_wrong_type_is_named(
+        self, client: httpx.AsyncClient, alice: User, path: str, body: dict[str, object], field: str
+    ) -> None:
+        error = assert_error(await client.post(path, json=body, headers=alice.headers), 422, "VALIDATION_ERROR")
+        assert error["error"]["details"][0]["field"] == field
+
 
 class TestNotRateLimited:
     @pytest.fixture

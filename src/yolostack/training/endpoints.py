@@ -12,10 +12,9 @@ from yolostack.auth.dependencies import AuthContext, Authenticator
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
-from yolostack.core.errors import BadRequest, NotFound
+from yolostack.core.errors import NotFound
 from yolostack.core.files import on_commit
-from yolostack.core.responses import Body, both
-from yolostack.core.validation import json_object
+from yolostack.core.responses import Body, both, errors
 from yolostack.jobs.service import jobs as job_service
 from yolostack.jobs.service import training_view, wake_dispatcher
 from yolostack.models.service import ModelRow
@@ -23,6 +22,17 @@ from yolostack.models.service import model as model_service
 from yolostack.storage.service import Files
 from yolostack.tables import ACTIVE_STATUSES, Executor, JobStatus
 from yolostack.training.repository import TrainingRepository
+from yolostack.training.schemas import (
+    CheckpointUpload,
+    CheckpointUploadUrl,
+    GpuAvailability,
+    TelemetryReply,
+    TrainingCancelled,
+    TrainingMetrics,
+    TrainingStart,
+    TrainingStarted,
+    TrainingStatus,
+)
 from yolostack.training.service import gpu_count
 from yolostack.training.service import training as training_service
 from yolostack.training.telemetry import telemetry
@@ -40,15 +50,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-@router.post("/start")
-async def start_training(request: Request, auth: TrainingAuth, session: DbSession) -> Body:
+@router.post("/start", response_model=TrainingStarted, responses=errors(400, 409))
+async def start_training(request: Request, auth: TrainingAuth, session: DbSession, body: TrainingStart) -> Body:
     """Queue a training run: seed ``{modelId, datasetId, epochs, imageSize, gpuType}`` or client
     ``{modelId, trainArgs, gpuType}``; it runs on this server's workers (or the Ray cluster)."""
-    body = await json_object(request)
-    model_id = body.get("modelId")
-    if not isinstance(model_id, str) or not model_id:
-        raise BadRequest("modelId is required", details=[{"field": "modelId"}])
-    row = await model_service.get_by_id(session, auth.account, model_id)
+    row = await model_service.get_by_id(session, auth.account, body.model_id)
     settings = _settings(request)
     executor = Executor(settings.jobs.executor)
     job = await training_service.start(session, auth.account, row, body, executor=executor)
@@ -66,7 +72,7 @@ async def start_training(request: Request, auth: TrainingAuth, session: DbSessio
     return both({**fields, "job": training_view(job)}, **fields)
 
 
-@router.get("/gpu-availability")
+@router.get("/gpu-availability", response_model=GpuAvailability)
 async def gpu_availability(request: Request, _: TrainingAuth) -> Body:
     """What this server's executor can run on."""
     settings = _settings(request)
@@ -103,25 +109,27 @@ async def _cancel(request: Request, session: AsyncSession, auth: AuthContext, ro
     return both(fields, **fields)
 
 
-@models_router.get("/{model_id}/training")
+@models_router.get("/{model_id}/training", response_model=TrainingStatus)
 async def get_training_by_id(auth: TrainingAuth, session: DbSession, model_id: str) -> Body:
     """The model's latest training run (seed), ``{job: null}`` when it never trained."""
     return await _status(session, await model_service.get_by_id(session, auth.account, model_id))
 
 
-@models_router.delete("/{model_id}/training")
+@models_router.delete("/{model_id}/training", response_model=TrainingCancelled, response_model_exclude_unset=True)
 async def cancel_training_by_id(request: Request, auth: TrainingAuth, session: DbSession, model_id: str) -> Body:
     """Cancel the run: the trainer stops at its next epoch end (seed)."""
     return await _cancel(request, session, auth, await model_service.get_by_id(session, auth.account, model_id))
 
 
-@models_router.get("/{owner}/{project}/{model}/training")
+@models_router.get("/{owner}/{project}/{model}/training", response_model=TrainingStatus)
 async def get_training(auth: TrainingAuth, session: DbSession, owner: str, project: str, model: str) -> Body:
     """What ``ul cloud train … watch`` polls every 5 s."""
     return await _status(session, await model_service.get_by_slug(session, auth.account, owner, project, model))
 
 
-@models_router.delete("/{owner}/{project}/{model}/training")
+@models_router.delete(
+    "/{owner}/{project}/{model}/training", response_model=TrainingCancelled, response_model_exclude_unset=True
+)
 async def cancel_training(
     request: Request, auth: TrainingAuth, session: DbSession, owner: str, project: str, model: str
 ) -> Body:
@@ -129,20 +137,22 @@ async def cancel_training(
     return await _cancel(request, session, auth, row)
 
 
-@telemetry_router.post("/training/metrics")
-async def receive_training_metrics(request: Request, auth: TelemetryAuth, session: DbSession, files: Files) -> Body:
+@telemetry_router.post("/training/metrics", response_model=TelemetryReply, response_model_exclude_unset=True)
+async def receive_training_metrics(
+    request: Request, auth: TelemetryAuth, session: DbSession, files: Files, body: TrainingMetrics
+) -> Body:
     """The trainer's events (clients.md §2.6); replies carry ``modelId``, ``runId`` and ``cancelled``."""
-    body = await json_object(request)
     reply = await telemetry.receive(session, files.store, auth, body, _settings(request).base_url)
     if session.info.pop("wake_conversion", False):
         on_commit(session, request.app.state.conversion_task.wake)
     return {"success": True, **reply}
 
 
-@telemetry_router.post("/models/upload")
-async def create_checkpoint_upload(request: Request, auth: TelemetryAuth, session: DbSession, files: Files) -> Body:
+@telemetry_router.post("/models/upload", response_model=CheckpointUploadUrl)
+async def create_checkpoint_upload(
+    request: Request, auth: TelemetryAuth, session: DbSession, files: Files, body: CheckpointUpload
+) -> Body:
     """A signed URL for the trainer's checkpoint; ``checkpoint_saved`` with ``gcsPath`` then attaches it."""
-    body = await json_object(request)
     ttl = _settings(request).storage.upload_url_ttl_seconds
     model, session_id, filename = await telemetry.upload_url(session, auth, body, ttl=ttl)
     return {

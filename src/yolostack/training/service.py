@@ -15,6 +15,7 @@ from yolostack.datasets.service import dataset as dataset_service
 from yolostack.models.service import ModelRow
 from yolostack.tables import Account, Dataset, DatasetStatus, Executor, Job, JobKind, JobStatus, ModelStatus
 from yolostack.training.repository import TrainingRepository
+from yolostack.training.schemas import TrainingStart
 
 # Arguments the worker owns: where results go and which device it runs on.
 RESERVED_ARGS = frozenset({"project", "name", "exist_ok", "save_dir", "device", "resume", "mode", "data"})
@@ -61,13 +62,17 @@ def gpu_count() -> int:
     return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
 
 
+def _invalid(field: str, message: str) -> BadRequest:
+    return BadRequest(message, details=[{"field": field, "message": message}])
+
+
 class TrainingService:
     async def start(
         self,
         session: AsyncSession,
         account: Account,
         row: ModelRow,
-        body: dict[str, Any],
+        body: TrainingStart,
         *,
         executor: Executor,
     ) -> Job:
@@ -77,12 +82,10 @@ class TrainingService:
         if await TrainingRepository(session).active_training(model.id) is not None:
             raise Conflict(f"model '{model.slug}' is already training; cancel it first")
         args = self._train_args(body)
-        dataset = await self._dataset(session, account, args.pop("data", None), body.get("datasetId"))
+        dataset = await self._dataset(session, account, args.pop("data", None), body.dataset_id)
         base = self._base(args.pop("model", None), model, project.slug, owner.username, dataset)
-        gpu_type = body.get("gpuType")
-        if gpu_type is not None and not isinstance(gpu_type, str):
-            raise BadRequest("gpuType must be a string")
-        if isinstance(gpu_type, str) and gpu_type.strip().lower() in ("", "cpu"):
+        gpu_type = body.gpu_type
+        if gpu_type is not None and gpu_type.strip().lower() in ("", "cpu"):
             gpu_type = None  # the CPU is what runs without one
         if gpu_type and executor == Executor.local and gpu_count() == 0:
             raise NoGpu(f"gpuType '{gpu_type}' was asked for, but this server has no GPU; omit gpuType to train on CPU")
@@ -112,29 +115,22 @@ class TrainingService:
             model.task = dataset.task
         return job
 
-    def _train_args(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _train_args(self, body: TrainingStart) -> dict[str, Any]:
         """The client's ``trainArgs`` plus the seed's ``epochs``/``imageSize``, checked against ultralytics."""
-        given = body.get("trainArgs") or {}
-        if not isinstance(given, dict):
-            raise BadRequest("trainArgs must be an object of YOLO training arguments")
-        args = dict(given)
-        for seed_name, name in (("epochs", "epochs"), ("imageSize", "imgsz"), ("batchSize", "batch")):
-            if body.get(seed_name) is not None:
-                args[name] = body[seed_name]
+        args = body.args()
         known = default_args()
         unknown = sorted(key for key in args if key not in known and key != "model")
         if unknown:
-            raise BadRequest(
-                f"unknown training arguments: {', '.join(unknown)}", details=[{"field": u} for u in unknown]
-            )
+            message = f"unknown training arguments: {', '.join(unknown)}"
+            raise BadRequest(message, details=[{"field": f"trainArgs.{u}", "message": message} for u in unknown])
         for key in sorted(RESERVED_ARGS & args.keys() - {"data"}):
             args.pop(key)
         epochs = args.get("epochs", known["epochs"])
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 10_000:
-            raise BadRequest("epochs must be an integer from 1 to 10000", details=[{"field": "epochs"}])
+            raise _invalid("epochs", "epochs must be an integer from 1 to 10000")
         imgsz = args.get("imgsz", known["imgsz"])
         if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not 32 <= imgsz <= 4096:
-            raise BadRequest("imgsz must be an integer from 32 to 4096", details=[{"field": "imgsz"}])
+            raise _invalid("imgsz", "imgsz must be an integer from 32 to 4096")
         return args
 
     async def _dataset(self, session: AsyncSession, account: Account, data: Any, dataset_id: Any) -> Dataset:
@@ -144,11 +140,11 @@ class TrainingService:
         elif isinstance(data, str) and data.startswith("ul://"):
             parts = data.removeprefix("ul://").split("/")
             if len(parts) != 3 or parts[1] != "datasets":
-                raise BadRequest("data must be a dataset URI: ul://owner/datasets/slug")
+                raise _invalid("trainArgs.data", "data must be a dataset URI: ul://owner/datasets/slug")
             row = await dataset_service.find_by_slug(session, account, parts[0], parts[2])
             ref = data
         else:
-            raise BadRequest("name the dataset: datasetId, or trainArgs.data = ul://owner/datasets/slug")
+            raise _invalid("datasetId", "name the dataset: datasetId, or trainArgs.data = ul://owner/datasets/slug")
         if row is None:
             raise NotFound(f"dataset '{ref}' not found")
         dataset = row[0]
@@ -163,19 +159,22 @@ class TrainingService:
                 return f"ul://{owner}/{project}/{model.slug}"
             return ARCHITECTURE.get(dataset.task, "yolo11n.yaml")
         if not isinstance(given, str):
-            raise BadRequest("trainArgs.model must be a string")
+            raise _invalid("trainArgs.model", "trainArgs.model must be a string")
         if given.startswith("ul://"):
             if len(given.removeprefix("ul://").split("/")) != 3:
-                raise BadRequest("trainArgs.model must look like ul://owner/project/model")
+                raise _invalid("trainArgs.model", "trainArgs.model must look like ul://owner/project/model")
             return given
         if given.endswith((".yaml", ".yml")) and "/" not in given:
             return given
         if given.endswith(".pt") and given.startswith(OFFICIAL_PREFIXES):
-            raise BadRequest(
+            raise _invalid(
+                "trainArgs.model",
                 f"official weights '{given}' cannot be downloaded by this server; upload them as a model "
-                "and pass ul://owner/project/model, or start from an architecture such as yolo11n.yaml"
+                "and pass ul://owner/project/model, or start from an architecture such as yolo11n.yaml",
             )
-        raise BadRequest("trainArgs.model must be ul://owner/project/model or an architecture yaml (yolo11n.yaml)")
+        raise _invalid(
+            "trainArgs.model", "trainArgs.model must be ul://owner/project/model or an architecture yaml (yolo11n.yaml)"
+        )
 
 
 training = TrainingService()

@@ -35,20 +35,9 @@ from yolostack.tables import (
     UploadStatus,
 )
 from yolostack.training.repository import TrainingRepository
+from yolostack.training.schemas import CheckpointUpload, TrainingMetrics
 from yolostack.uploads.service import upload as upload_service
 
-EVENTS = frozenset(
-    {
-        "training_started",
-        "training_progress",
-        "epoch_end",
-        "system_metrics",
-        "console_output",
-        "checkpoint_saved",
-        "training_complete",
-        "training_failed",
-    }
-)
 # A training_started re-sent after a timed-out attempt arrives within this window with the same arguments.
 RETRY_WINDOW = timedelta(minutes=10)
 MAX_CONSOLE_CHARS = 64 * 1024
@@ -56,18 +45,14 @@ MAX_CONSOLE_CHARS = 64 * 1024
 
 class TelemetryService:
     async def receive(
-        self, session: AsyncSession, store: ObjectStore, auth: AuthContext, body: dict[str, Any], base_url: str
+        self, session: AsyncSession, store: ObjectStore, auth: AuthContext, body: TrainingMetrics, base_url: str
     ) -> dict[str, Any]:
-        event, data = body.get("event"), body.get("data") or {}
-        if event not in EVENTS:
-            raise BadRequest(f"unknown event '{event}'; expected one of {', '.join(sorted(EVENTS))}")
-        if not isinstance(data, dict):
-            raise BadRequest("data must be an object")
+        event, data = str(body.event), body.data or {}
         reply: dict[str, Any] = {"received": True, "event": event}
         if event == "training_started":
             started, model = await self._started(session, auth, body, data)
             return reply | self._identity(started, model, base_url) | {"cancelled": _is_cancelled(started)}
-        model, job = await self._current(session, auth, body.get("modelId"))
+        model, job = await self._current(session, auth, body.model_id)
         run_id = data.get("runId")
         if job is None or (isinstance(run_id, int) and job.run_id is not None and run_id != job.run_id):
             return reply | {"modelId": model.id, "ignored": "stale_instance"}
@@ -91,20 +76,20 @@ class TelemetryService:
     # -- training_started -------------------------------------------------------------------------
 
     async def _started(
-        self, session: AsyncSession, auth: AuthContext, body: dict[str, Any], data: dict[str, Any]
+        self, session: AsyncSession, auth: AuthContext, body: TrainingMetrics, data: dict[str, Any]
     ) -> tuple[Job, Model]:
         if auth.key.job_id is not None:
             return await self._worker_started(session, auth, data)
-        model_id = body.get("modelId")
-        if isinstance(model_id, str) and model_id:
+        model_id = body.model_id
+        if model_id:
             model, latest = await self._current(session, auth, model_id)  # resume: 404 when gone
             if latest is not None and latest.status in ACTIVE_STATUSES and latest.executor == Executor.remote:
                 return latest, model
             project = await session.get(Project, model.project_id)
             assert project is not None
             return await self._new_run(session, auth.account, project, model, data), model
-        project = await self._project(session, auth.account, body.get("project"))
-        slug = slugify(str(body.get("name") or "train")) or "train"
+        project = await self._project(session, auth.account, body.project)
+        slug = slugify(body.name or "train") or "train"
         model = await self._model(session, auth.account, project, slug, data)
         latest = await TrainingRepository(session).latest_training(model.id)
         if latest is not None and self._is_retry(latest, data):
@@ -137,7 +122,7 @@ class TelemetryService:
             and utcnow() - job.created_at < RETRY_WINDOW
         )
 
-    async def _project(self, session: AsyncSession, account: Account, given: Any) -> Project:
+    async def _project(self, session: AsyncSession, account: Account, given: str | None) -> Project:
         """``owner/slug`` names a project of the caller's; any other path is a project of the caller's too."""
         text = str(given or "").strip()
         prefix, _, rest = text.partition("/")
@@ -310,22 +295,21 @@ class TelemetryService:
         return {}
 
     async def upload_url(
-        self, session: AsyncSession, auth: AuthContext, body: dict[str, Any], *, ttl: int
+        self, session: AsyncSession, auth: AuthContext, body: CheckpointUpload, *, ttl: int
     ) -> tuple[Model, str, str]:
         """``POST /api/webhooks/models/upload``: stage a checkpoint upload for a model's run."""
         from yolostack.uploads.schemas import SignedUrlRequest
         from yolostack.uploads.service import upload as upload_service
 
-        filename = str(body.get("filename") or "best.pt").rsplit("/", 1)[-1]
-        model_id = body.get("modelId")
-        if isinstance(model_id, str) and model_id:
-            model, _ = await self._current(session, auth, model_id)
+        filename = body.filename.rsplit("/", 1)[-1] or "best.pt"
+        if body.model_id:
+            model, _ = await self._current(session, auth, body.model_id)
         else:
-            project = await self._project(session, auth.account, body.get("project"))
-            slug = slugify(str(body.get("name") or "train")) or "train"
+            project = await self._project(session, auth.account, body.project)
+            slug = slugify(body.name or "train") or "train"
             model = await self._model(session, auth.account, project, slug, {})
         request = SignedUrlRequest.model_validate(
-            {"assetType": "models", "assetId": model.id, "filename": filename, "totalBytes": body.get("size")}
+            {"assetType": "models", "assetId": model.id, "filename": filename, "totalBytes": body.size}
         )
         upload = await upload_service.open(session, auth.account_id, request, ttl=ttl, max_bytes=2**40)
         return model, upload.id, upload.filename
