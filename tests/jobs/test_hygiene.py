@@ -50,6 +50,19 @@ def running(process: psutil.Process) -> bool:
     return bool(status != psutil.STATUS_ZOMBIE)
 
 
+def described(processes: list[psutil.Process]) -> list[str]:
+    """Pid, status and command line of each, for a failure message."""
+    found = []
+    for process in processes:
+        try:
+            found.append(f"{process.pid} {process.status()} {' '.join(process.cmdline())[:200]}")
+        except psutil.ZombieProcess:
+            found.append(f"{process.pid} zombie")
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def zombies(pid: int) -> list[str]:
     found = []
     for child in descendants(pid):
@@ -211,26 +224,30 @@ def listing(folder: Path) -> list[str]:
 
 
 class Hygiene(LiveStack):
-    """A live server whose cwd and HOME are empty folders of their own, so that writes there show."""
+    """A live server whose cwd and HOME are empty folders of their own, so that writes there show.
+
+    ultralytics takes the git checkout it is installed in (this one, through .venv) as its root: left alone,
+    it puts downloaded datasets in the checkout's parent and runs and weights in the checkout, whatever the cwd.
+    """
 
     def __init__(self, tmp: Path) -> None:
-        self.cwd_dir, self.home = tmp / "cwd", tmp / "home"
+        self.tmp, self.cwd_dir, self.home = tmp, tmp / "cwd", tmp / "home"
         self.cwd_dir.mkdir()
         self.home.mkdir()
-        self.checkout_before = self.outside_checkout()
+        self.real_checkout_before = self.ultralytics_folders(CHECKOUT)
         super().__init__(tmp, {"HOME": str(self.home)}, cwd=self.cwd_dir)
 
     @staticmethod
-    def outside_checkout() -> set[Path]:
-        """The ultralytics folders beside the checkout and in its parent (where ultralytics puts datasets)."""
-        folders = (CHECKOUT / name for name in ULTRALYTICS_FOLDERS)
-        parents = (CHECKOUT.parent / name for name in ULTRALYTICS_FOLDERS)
-        return {path for path in (*folders, *parents) if path.exists()}
+    def ultralytics_folders(checkout: Path) -> set[Path]:
+        """The ultralytics folders in a checkout and in its parent (where ultralytics puts datasets)."""
+        candidates = [folder / name for folder in (checkout, checkout.parent) for name in ULTRALYTICS_FOLDERS]
+        return {path for path in candidates if path.exists()}
 
     def assert_clean(self) -> None:
         assert listing(self.cwd_dir) == []
         assert listing(self.home) == []
-        assert self.outside_checkout() == self.checkout_before
+        assert sorted(path.name for path in self.tmp.iterdir()) == ["client", "cwd", "data", "home"]
+        assert self.ultralytics_folders(CHECKOUT) == self.real_checkout_before
         assert zombies(self.server.process.pid) == []
 
 
@@ -239,7 +256,8 @@ def hygiene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hygiene]:
     tmp = tmp_path_factory.mktemp("hygiene")
     stack = Hygiene(tmp)
     try:
-        upload_dataset(stack.http, tmp, "shapes", images=8)
+        (tmp / "client").mkdir()
+        upload_dataset(stack.http, tmp / "client", "shapes", images=8)
         yield stack
     finally:
         stack.server.stop()
@@ -255,7 +273,13 @@ class TestNothingOutsideTheDataDir:
     def test_a_training_run(self, hygiene: Hygiene, trained: dict[str, Any]) -> None:
         assert trained["status"] == "completed", trained
         work = hygiene.data / "jobs" / f"{trained['id']}-1"
-        wait_for(work.exists, lambda exists: not exists, 10, what="the runner's work folder to go")
+        # The run is complete when the trainer says so; its runner then uploads the weights and exits.
+        wait_for(
+            lambda: (work.exists(), described(descendants(hygiene.server.process.pid))),
+            lambda state: not state[0],
+            60,
+            what="the runner to exit and its work folder to go",
+        )
         assert (work.parent / f"{work.name}.log").is_file()
         hygiene.assert_clean()
 
