@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.assertions import assert_error
 from tests.fixtures.factories import User
 from yolostack.auth.dependencies import needs_key
 
@@ -82,6 +83,11 @@ class TestErrors:
         assert error["properties"]["success"]["const"] is False
         assert set(schemas["ErrorInfo"]["properties"]) == {"code", "message", "details"}
 
+    async def test_a_body_starlette_cannot_parse_is_422(self, client: httpx.AsyncClient, alice: User) -> None:
+        headers = {**alice.headers, "Content-Type": "multipart/form-data; boundary=b"}
+        response = await client.post("/api/models", headers=headers, content=b"--b\r\nNone--b--\r\n")
+        assert_error(response, 422, "VALIDATION_ERROR")
+
 
 class TestOperations:
     async def test_every_operation_is_tagged(self, schema: dict[str, Any]) -> None:
@@ -96,6 +102,18 @@ class TestOperations:
         for method, path, operation in operations(schema):
             if path == "/api/projects":
                 assert operation["operationId"] == {"get": "list_projects", "post": "create_project"}[method]
+
+    async def test_links_name_operations_that_exist(self, schema: dict[str, Any]) -> None:
+        ids = {operation["operationId"]: operation for _, _, operation in operations(schema)}
+        linked = 0
+        for method, path, operation in operations(schema):
+            for response in operation["responses"].values():
+                for name, target in response.get("links", {}).items():
+                    assert target["operationId"] in ids, (method, path, name)
+                    parameters = {parameter["name"] for parameter in ids[target["operationId"]].get("parameters", [])}
+                    assert set(target["parameters"]) <= parameters, (method, path, name)
+                    linked += 1
+        assert linked >= 10
 
 
 class TestSwaggerUi:

@@ -13,7 +13,7 @@ from yolostack.api_keys.schemas import (
 from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.dependencies import ApiKeysAuth
 from yolostack.core.db import DbSession
-from yolostack.core.responses import Body, both
+from yolostack.core.responses import Body, both, link
 
 router = APIRouter(tags=["api-keys"])
 
@@ -25,7 +25,12 @@ async def list_api_keys(auth: ApiKeysAuth, session: DbSession) -> Body:
     return both(keys, keys=keys)
 
 
-@router.post("", status_code=201, response_model=ApiKeyCreatedResponse)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyCreatedResponse,
+    responses={201: {"links": {"RevokeApiKey": link("revoke_api_key", key_id="$response.body#/keyId")}}},
+)
 async def create_api_key(auth: ApiKeysAuth, session: DbSession, data: ApiKeyCreate) -> Body:
     """Create a key; the plaintext ``key`` is in this response and nowhere else, ever."""
     key, plaintext = await api_key_service.create(session, auth, data)

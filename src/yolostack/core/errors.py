@@ -136,10 +136,12 @@ async def _handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "ERROR")
+    # Starlette's own 400 is a body it could not parse (malformed multipart): a validation error, so 422.
+    status = 422 if exc.status_code == 400 else exc.status_code
+    code = _STATUS_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR")
     return JSONResponse(
         error_body(code, str(exc.detail)),
-        status_code=exc.status_code,
+        status_code=status,
         headers=dict(exc.headers or {}),
     )
 

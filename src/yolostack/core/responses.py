@@ -144,6 +144,14 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+def link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: which fields of this response address another operation (the fuzzer follows them).
+
+    ``parameters`` maps that operation's parameter names to expressions such as ``$response.body#/id``.
+    """
+    return {"operationId": operation_id, "parameters": parameters}
+
+
 def errors(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route's own error statuses, each with the one error schema."""
     return {

@@ -12,7 +12,7 @@ from yolostack.core.errors import NotFound
 from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
-from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, seed
+from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, link, seed
 from yolostack.datasets import images as image_service
 from yolostack.datasets.export import ensure_export
 from yolostack.datasets.repository import DatasetRow
@@ -53,7 +53,25 @@ async def list_datasets(
     return seed(datasets, meta=PageMeta.of(pagination, total))
 
 
-@router.post("", status_code=201, response_model=DatasetCreated, responses=errors(409))
+# The fuzzer follows these from a created dataset to the routes that read, change and delete it.
+_BY_SLUG = {"owner": "$response.body#/owner", "slug": "$response.body#/dataset"}
+_CREATED_LINKS = {
+    "GetDatasetById": link("get_dataset_or_list_owner", ref="$response.body#/id"),
+    "ListOwnersDatasets": link("get_dataset_or_list_owner", ref="$response.body#/owner"),
+    "GetDataset": link("get_dataset", **_BY_SLUG),
+    "UpdateDataset": link("update_dataset", **_BY_SLUG),
+    "ListImages": link("list_dataset_images", **_BY_SLUG),
+    "ExportDataset": link("export_dataset", **_BY_SLUG),
+    "ExportDatasetById": link("export_dataset_by_id", ref="$response.body#/id"),
+    "IngestDataset": link("ingest_dataset", **_BY_SLUG),
+    "DeleteDataset": link("delete_dataset", **_BY_SLUG),
+    "DeleteDatasetById": link("delete_dataset_by_id", ref="$response.body#/id"),
+}
+
+
+@router.post(
+    "", status_code=201, response_model=DatasetCreated, responses={201: {"links": _CREATED_LINKS}, **errors(409)}
+)
 async def create_dataset(request: Request, auth: DatasetsAuth, session: DbSession, data: DatasetCreate) -> Body:
     """Create an empty dataset; an existing slug is a 409."""
     dataset = await dataset_service.create(session, auth.account, data)

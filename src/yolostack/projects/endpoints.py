@@ -9,7 +9,7 @@ from yolostack.core.db import DbSession
 from yolostack.core.errors import NotFound
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, SeedPage, SeedResponse, both, client, errors, seed
+from yolostack.core.responses import Body, SeedPage, SeedResponse, both, client, errors, link, seed
 from yolostack.projects.schemas import (
     ProjectCreate,
     ProjectCreated,
@@ -36,7 +36,21 @@ async def list_projects(auth: ProjectsAuth, session: DbSession, pagination: Page
     return seed(projects, meta=PageMeta.of(pagination, total))
 
 
-@router.post("", status_code=201, response_model=ProjectCreated, responses=errors(409))
+# The fuzzer follows these from a created project to the routes that read, change and delete it.
+_BY_SLUG = {"owner": "$response.body#/owner", "slug": "$response.body#/project"}
+_CREATED_LINKS = {
+    "GetProjectById": link("get_project_or_list_owner", ref="$response.body#/id"),
+    "ListOwnersProjects": link("get_project_or_list_owner", ref="$response.body#/owner"),
+    "GetProject": link("get_project", **_BY_SLUG),
+    "UpdateProject": link("update_project", **_BY_SLUG),
+    "DeleteProject": link("delete_project", **_BY_SLUG),
+    "DeleteProjectById": link("delete_project_by_id", ref="$response.body#/id"),
+}
+
+
+@router.post(
+    "", status_code=201, response_model=ProjectCreated, responses={201: {"links": _CREATED_LINKS}, **errors(409)}
+)
 async def create_project(request: Request, auth: ProjectsAuth, session: DbSession, data: ProjectCreate) -> Body:
     """Create a project; an existing slug is a 409."""
     project = await project_service.create(session, auth.account, data)
