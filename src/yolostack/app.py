@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI, Request, Response
-from pydantic import Field
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlalchemy import text
 
 from yolostack import __version__
 from yolostack.api import api_router
-from yolostack.auth.dependencies import MISSING_KEY_MESSAGE, needs_key, read_api_key
+from yolostack.auth.dependencies import identify, needs_key
 from yolostack.auth.ratelimit import RateLimiter, RateLimitResult, create_rate_limiter
 from yolostack.config import Settings, get_settings
 from yolostack.core.db import Database
@@ -25,6 +25,7 @@ from yolostack.core.errors import (
     handle_unexpected_error,
     install_error_handlers,
 )
+from yolostack.core.limits import BodyLimits
 from yolostack.core.openapi import install_openapi
 from yolostack.core.responses import Body, ClientResponse, ErrorResponse, client
 from yolostack.deployments.endpoints import service_router as deployment_service_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app, needs_key=needs_key)
+    app.add_middleware(BodyLimits, **settings.limits.body_caps(settings.inference))  # inside _request_context
     app.middleware("http")(_request_context)
     app.include_router(api_router)
     # Signed links: outside /api, no key (the signature is the permission), never rate-limited.
@@ -118,14 +120,17 @@ def _file_links(settings: Settings) -> FileLinks:
 
 
 async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """A request id on every response, and the key's rate-limit headers on every limited one."""
+    """A request id on every response, the key checked before the body is read, and the key's rate-limit
+    headers on every limited response."""
     request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
     try:
-        if needs_key(request.url.path, request.method) and read_api_key(request) is None:
-            # Refuse before the body is parsed: an anonymous caller learns nothing from validation errors.
-            response: Response = error_response(Unauthorized(MISSING_KEY_MESSAGE))
-        else:
-            response = await call_next(request)
+        if needs_key(request.url.path, request.method):
+            # A missing or wrong key is refused before the body is read (BodyLimits reads it, inside): the
+            # caller costs one lookup whatever it sends, and learns nothing from validation errors.
+            await identify(request)
+        response: Response = await call_next(request)
+    except Unauthorized as error:
+        response = error_response(error)
     except Exception as exc:
         # Starlette renders an unhandled error outside every middleware, so the 500 would lack the
         # request id that clients put into their APIError; render it here instead.

@@ -63,14 +63,18 @@ class BodyBudget:
             )
         )
 
-    def take(self, message: Message) -> None:
-        """Count (and, for JSON, hold) one ``http.request`` message; raise the refusal past a rule."""
+    def before_read(self) -> None:
+        """Raise the refusal there is, or the one a declared length earns, before the server reads a byte
+        (an ``Expect: 100-continue`` client is not even told to send its body)."""
         if self.refusal is not None:
             raise self.refusal
         if not self.started:
             self.started = True
             if self.declared is not None and self.declared > self.max_bytes:
                 raise self.too_large()
+
+    def take(self, message: Message) -> None:
+        """Count (and, for JSON, hold) one ``http.request`` message; raise the refusal past a rule."""
         chunk: bytes = message.get("body", b"")
         self.received += len(chunk)
         if self.received > self.max_bytes:
@@ -126,8 +130,7 @@ class BodyLimits:
         response_started = False
 
         async def counted_receive() -> Message:
-            if budget.refusal is not None:
-                raise budget.refusal
+            budget.before_read()
             message = await receive()
             if message["type"] == "http.request":
                 budget.take(message)
