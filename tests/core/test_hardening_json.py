@@ -25,6 +25,7 @@ HOSTILE = {
     "lone-surrogate-key": b'{"name": "p1", "metadata": {"\\udfff": 1}}',
     "deep": b'{"name": "p1", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
     "just-too-deep": b'{"name": "p1", "metadata": {"a": ' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"}}",
+    "nul": b'{"name": "p1", "description": "a\\u0000b"}',
     "utf16": '{"name": "p1", "description": NaN}'.encode("utf-16"),
 }
 
@@ -58,6 +59,12 @@ class TestStrictParser:
         assert loads_strict(b'"\\ud83d\\ude00"') == "\N{GRINNING FACE}"
         for text in (b'"\\ud800"', b'"a\\udc00b"', b'{"\\ud800": 1}', b'["ok", {"k": ["\\udbff"]}]'):
             with pytest.raises(StrictJsonError, match="surrogate"):
+                loads_strict(text)
+
+    def test_nul_characters_are_refused(self) -> None:
+        # Valid JSON, but PostgreSQL text cannot hold one: refused on both databases rather than stored altered.
+        for text in (b'"\\u0000"', b'{"k\\u0000": 1}', b'["a", ["b\\u0000c"]]'):
+            with pytest.raises(StrictJsonError, match="NUL"):
                 loads_strict(text)
 
     def test_raw_invalid_utf8_is_not_json(self) -> None:

@@ -25,8 +25,9 @@ NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 # Floats as the clients may send them in a form or a body: NaN and ±infinity (or 1e400, which is one) refused.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
-# A \u escape of a surrogate (pairs included: they are checked after decoding) or a raw UTF-8-encoded one.
-_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+# A \u escape of a surrogate (pairs included: they are checked after decoding), a raw UTF-8-encoded one, or an
+# escaped NUL (raw control characters are a syntax error in JSON strings already).
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|\\u0000")
 
 
 class StrictJsonError(ValueError):
@@ -74,11 +75,13 @@ def _check_text(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise StrictJsonError("invalid unicode: a string holds a lone surrogate (\\ud800-\\udfff)") from None
+    if "\x00" in text:  # valid JSON, but PostgreSQL text cannot hold it: refused rather than stored altered
+        raise StrictJsonError("a string holds a NUL character (\\u0000)")
 
 
 def loads_strict(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON as RFC 8259 has it: UTF-8, finite numbers, integers within 64 bits, no lone surrogates,
-    nesting at most ``max_depth``. Raises ``StrictJsonError`` for what Python's ``json`` would accept but we
+    """Parse JSON as RFC 8259 has it: UTF-8, finite numbers, integers within 64 bits, no lone surrogates (nor
+    NUL characters, which PostgreSQL cannot store), nesting at most ``max_depth``. Raises ``StrictJsonError`` for what Python's ``json`` would accept but we
     refuse, and ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for what is not JSON at all."""
     if isinstance(data, str):
         text, raw = data, data.encode("utf-8", "surrogatepass")
