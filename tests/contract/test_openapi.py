@@ -103,6 +103,16 @@ class TestOperations:
             if path == "/api/projects":
                 assert operation["operationId"] == {"get": "list_projects", "post": "create_project"}[method]
 
+    async def test_every_operation_documents_its_success_body(self, schema: dict[str, Any]) -> None:
+        for method, path, operation in operations(schema):
+            successes = {status: response for status, response in operation["responses"].items() if status < "300"}
+            assert successes, (method, path)
+            for status, response in successes.items():
+                for media_type, content in response.get("content", {}).items():
+                    body = content.get("schema", {})
+                    described = "$ref" in body or "anyOf" in body or body.get("properties") or body.get("format")
+                    assert described, (method, path, status, media_type, body)
+
     async def test_links_name_operations_that_exist(self, schema: dict[str, Any]) -> None:
         ids = {operation["operationId"]: operation for _, _, operation in operations(schema)}
         linked = 0

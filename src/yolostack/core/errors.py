@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,19 @@ async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL refuses text it cannot store (a NUL character: SQLSTATE 22021, 22P05) wherever the value came
+# from (a path, a query, a form field; JSON bodies are refused earlier): the caller's value, so a 422.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+        message = "A value holds a character that cannot be stored (NUL, \\u0000)"
+        return JSONResponse(error_body("VALIDATION_ERROR", message, []), status_code=422)
+    return await handle_unexpected_error(request, exc)
+
+
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug: log it with its traceback, answer ``INTERNAL_ERROR`` with neither traceback nor path."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -156,4 +170,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

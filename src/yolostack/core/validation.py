@@ -1,12 +1,16 @@
 """Field rules shared by several domains, and the one strict JSON reader every request body goes through."""
 
+import codecs
 import json
 import math
 import re
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Request
 from pydantic import Field
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from yolostack.core.errors import BadRequest
 
@@ -161,3 +165,92 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+def _text_refusal(field: str, what: str) -> BadRequest:
+    message = f"{what} is not valid UTF-8 text"
+    return BadRequest(message, details=[{"field": field, "message": message}])
+
+
+class MultipartTextCheck:
+    """Streams a multipart body and refuses (``BadRequest``) a text field, field name or file name that is not
+    UTF-8: Starlette would read those bytes as Latin-1 and the route would store them silently altered. File
+    contents are only scanned for the boundary; a malformed body is left to the form parser to refuse."""
+
+    def __init__(self, boundary: bytes) -> None:
+        callbacks: Any = {
+            "on_part_begin": self._begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
+        self._parser: MultipartParser | None = MultipartParser(boundary, callbacks)
+        self._field, self._value = b"", b""
+        self._name = ""
+        self._text: codecs.IncrementalDecoder | None = None
+        self.error: BadRequest | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._parser is None or not chunk:
+            return
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError:
+            self._parser = None  # not ours to judge: the form parser answers for a malformed body
+        if self.error is not None:
+            raise self.error
+
+    def _begin(self) -> None:
+        self._name, self._text, self._field, self._value = "", None, b"", b""
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._field.lower() == b"content-disposition":
+            _, options = parse_options_header(self._value)
+            try:
+                self._name = options.get(b"name", b"").decode("utf-8")
+                filename = options.get(b"filename")
+                if filename is not None:
+                    filename.decode("utf-8")
+            except UnicodeDecodeError:
+                self.error = self.error or _text_refusal("", "a form field's name or file name")
+            self._text = codecs.getincrementaldecoder("utf-8")() if b"filename" not in options else None
+        self._field, self._value = b"", b""
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._text is not None and self.error is None:
+            try:
+                self._text.decode(data[start:end])
+            except UnicodeDecodeError:
+                self.error = _text_refusal(self._name, f"form field '{self._name}'")
+
+    def _end(self) -> None:
+        if self._text is not None and self.error is None:
+            try:
+                self._text.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.error = _text_refusal(self._name, f"form field '{self._name}'")
+
+
+def multipart_boundary(content_type: str) -> bytes | None:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    return boundary or None
+
+
+def check_urlencoded_text(data: bytes) -> None:
+    """An url-encoded form's names and values must be UTF-8 once decoded (Starlette would put U+FFFD in)."""
+    for pair in data.split(b"&"):
+        for part in pair.split(b"=", 1):
+            try:
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                name = unquote_to_bytes(pair.split(b"=", 1)[0]).decode("utf-8", "replace")
+                raise _text_refusal(name, f"form field '{name}'") from None
