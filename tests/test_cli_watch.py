@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 from rich.console import Console
 
 from tests.fixtures.server import YOLOSTACK, LiveServer, run_cli, start_server, yolostack_env
-from tests.jobs.helpers import api, create_model, ok, training_job, upload_dataset, wait_training
+from tests.jobs.helpers import api, create_model, ok, queue_ingest, training_job, upload_dataset, wait_training
 from yolostack.watch import (
     INTERRUPTED,
     PlainView,
@@ -428,6 +429,14 @@ class TestWatchTargets:
         assert f"{run['jobId']} keeps running on the server" in stderr
         assert training_job(parked.http, "admin", "interrupted", "m") is not None
         assert ok(parked.http.get(f"/api/jobs/{run['jobId']}"))["job"]["status"] == "queued"
+
+    def test_an_ingest_job_is_followed_to_the_end(self, parked: Parked, tmp_path: Path) -> None:
+        """The ``jobId`` a dataset ingest answers (ingests run on this server; only jobs are parked)."""
+        _, job_id = queue_ingest(parked.http, tmp_path, "watched", images=4)
+        result = run_cli("watch", job_id, "--interval", "0.2", env=parked.env)
+        assert result.returncode == 0, result.stderr
+        dataset = ok(parked.http.get("/api/datasets/admin/watched"))["dataset"]
+        assert result.stdout.splitlines()[-1] == f"ingest {job_id} ({dataset['id']}) completed  images 4/4"
 
     def test_cancelled_run_exits_2(self, parked: Parked) -> None:
         run = parked.queued_run("cancelled", "m")

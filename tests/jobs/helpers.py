@@ -28,6 +28,16 @@ def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 
 def upload_dataset(http: httpx.Client, work: Path, slug: str, *, images: int = 16, size: int = 64) -> dict[str, Any]:
     """A synthetic shapes dataset, uploaded and ingested the way the SDK does it."""
+    owner, _ = queue_ingest(http, work, slug, images=images, size=size)
+    dataset = wait_for(
+        lambda: ok(http.get(f"/api/datasets/{owner}/{slug}"))["dataset"], lambda d: d["status"] != "processing", 120
+    )
+    assert dataset["status"] == "ready", dataset
+    return dict(dataset)
+
+
+def queue_ingest(http: httpx.Client, work: Path, slug: str, *, images: int = 16, size: int = 64) -> tuple[str, str]:
+    """Create ``slug``, upload a synthetic shapes archive and queue its ingest; returns the owner and the jobId."""
     archive = zip_dir(make_yolo(work / slug, images=images, size=size), work / f"{slug}.zip")
     created = ok(http.post("/api/datasets", json={"dataset": slug, "name": slug}), 201)
     data = archive.read_bytes()
@@ -45,13 +55,9 @@ def upload_dataset(http: httpx.Client, work: Path, slug: str, *, images: int = 1
             json={"sessionId": signed["sessionId"], "checksum": hashlib.sha256(data).hexdigest()},
         )
     )
-    owner = created["owner"]
-    ok(http.post(f"/api/datasets/{owner}/{slug}/ingest", json={"sessionId": signed["sessionId"]}), 202)
-    dataset = wait_for(
-        lambda: ok(http.get(f"/api/datasets/{owner}/{slug}"))["dataset"], lambda d: d["status"] != "processing", 120
-    )
-    assert dataset["status"] == "ready", dataset
-    return dict(dataset)
+    owner = str(created["owner"])
+    queued = ok(http.post(f"/api/datasets/{owner}/{slug}/ingest", json={"sessionId": signed["sessionId"]}), 202)
+    return owner, str(queued["jobId"])
 
 
 def create_model(http: httpx.Client, project: str, model: str) -> dict[str, Any]:

@@ -112,14 +112,6 @@ class IngestWorker:
         # One ingest at a time: each one already keeps both cores busy decoding.
         self.runner = QueueWorker(database, INGESTS, self.handle, interval=1.0, give_up=self._give_up)
 
-    async def run_pending(self) -> int:
-        """Run every queued ingest now, one at a time; returns how many ran."""
-        ran = 0
-        while started := await self.runner.run_round():
-            await self.runner.drain()
-            ran += started
-        return ran
-
     async def run(self, dataset_id: str) -> None:
         """Claim this dataset's ingest and run it now; nothing when another worker holds it."""
         lease = await self.runner.claim(dataset_id)

@@ -66,14 +66,6 @@ class ConversionWorker:
         # One conversion at a time: each one is a CPU-heavy subprocess.
         self.runner = QueueWorker(database, CONVERSIONS, self.handle, interval=5.0, give_up=self._give_up)
 
-    async def run_pending(self) -> int:
-        """Run every queued conversion now, one at a time; returns how many ran."""
-        ran = 0
-        while started := await self.runner.run_round():
-            await self.runner.drain()
-            ran += started
-        return ran
-
     async def _give_up(self, session: AsyncSession, model_id: str) -> None:
         failed = {
             Model.serving_status: ServingStatus.failed,

@@ -1,1 +1,1 @@
-"""Job infrastructure: periodic tasks now; queues and executors come with the jobs issue."""
+"""Background-work machinery: leases, queue workers, periodic tasks, the worker registry, job executors."""
