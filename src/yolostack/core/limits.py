@@ -8,7 +8,9 @@ the body is: multipart forms (predict's image or video) get ``form_bytes``, ever
 (a model's multipart upload) says so with ``limit_body`` before it reads. Every body that is not a form
 or a declared raw upload is held (it is small) and checked as strict JSON before the app sees its end,
 so no route, typed or hand-parsed, reads a NaN, an overflowing number, a lone surrogate or a document
-nested deeper than ``json_max_depth`` (422 ``VALIDATION_ERROR``).
+nested deeper than ``json_max_depth`` (422 ``VALIDATION_ERROR``); and the text of every form (a multipart
+form's fields, names and file names, an url-encoded form's pairs) must be UTF-8, which the form parser would
+otherwise read as Latin-1 or U+FFFD and the route store altered.
 
 Unauthenticated requests never get here with a body read: the request middleware refuses them first.
 """
@@ -22,10 +24,16 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yolostack.core.errors import AppError, BadRequest, PayloadTooLarge, error_response
-from yolostack.core.validation import check_json_body
+from yolostack.core.validation import (
+    MultipartTextCheck,
+    check_json_body,
+    check_urlencoded_text,
+    multipart_boundary,
+)
 
 SCOPE_KEY = "yolostack.body"
 FORM_TYPES = ("multipart/form-data",)
+URLENCODED = "application/x-www-form-urlencoded"
 JSON_TYPES = ("application/json",)
 
 
@@ -40,6 +48,9 @@ class BodyBudget:
     declared: int | None
     received: int = 0
     started: bool = False
+    # Form text must be UTF-8 (Starlette would decode other bytes as Latin-1 or U+FFFD, silently).
+    multipart_text: MultipartTextCheck | None = None
+    urlencoded: bool = False
     held: list[bytes] = field(default_factory=list)
     refusal: AppError | None = None
 
@@ -48,7 +59,7 @@ class BodyBudget:
             raise RuntimeError("limit_body must be called before the body is read")
         self.max_bytes = max_bytes
         if raw:
-            self.strict_json = False
+            self.strict_json, self.multipart_text, self.urlencoded = False, None, False
 
     def refuse(self, error: AppError) -> AppError:
         self.refusal = error
@@ -79,15 +90,19 @@ class BodyBudget:
         self.received += len(chunk)
         if self.received > self.max_bytes:
             raise self.too_large()
-        if not self.strict_json:
-            return
-        self.held.append(chunk)
-        if not message.get("more_body", False):
-            data, self.held = b"".join(self.held), []
-            try:
+        try:
+            if self.multipart_text is not None:
+                self.multipart_text.feed(chunk)
+            if not self.strict_json:
+                return
+            self.held.append(chunk)
+            if not message.get("more_body", False):
+                data, self.held = b"".join(self.held), []
                 check_json_body(data, max_depth=self.max_depth, declared_json=self.declared_json)
-            except BadRequest as error:
-                raise self.refuse(error) from None
+                if self.urlencoded:
+                    check_urlencoded_text(data)
+        except BadRequest as error:
+            raise self.refuse(error) from None
 
 
 def limit_body(connection: HTTPConnection, max_bytes: int, *, raw: bool = False) -> None:
@@ -110,15 +125,18 @@ class BodyLimits:
 
     def budget(self, scope: Scope) -> BodyBudget:
         headers = Headers(scope=scope)
-        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        full_type = headers.get("content-type", "")
+        content_type = full_type.split(";", 1)[0].strip().lower()
         is_form = content_type in FORM_TYPES
-        declared_json = content_type in JSON_TYPES or content_type.endswith("+json")
+        boundary = multipart_boundary(full_type) if is_form else None
         return BodyBudget(
             max_bytes=self.form_bytes if is_form else self.json_bytes,
             strict_json=not is_form,
-            declared_json=declared_json,
+            declared_json=content_type in JSON_TYPES or content_type.endswith("+json"),
             max_depth=self.json_max_depth,
             declared=_declared_length(headers),
+            multipart_text=MultipartTextCheck(boundary) if boundary else None,
+            urlencoded=content_type == URLENCODED,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
