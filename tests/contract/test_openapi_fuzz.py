@@ -91,8 +91,10 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(
         "5",
         "--max-time",
         str(FUZZ_SECONDS),
+        # One worker: with two threads hypothesis' concurrent ast.parse hits a CPython 3.11 bug
+        # ("AST constructor recursion depth mismatch") that errors an operation's test now and then.
         "--workers",
-        "2",
+        "1",
         "--seed",
         "1",
         "--no-shrink",
