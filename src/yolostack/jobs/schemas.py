@@ -9,6 +9,7 @@ from pydantic import Field
 
 from yolostack.core.responses import SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
+from yolostack.core.validation import NonNegativeInt64
 
 
 class RunnerPhase(StrEnum):
@@ -32,7 +33,7 @@ class ArtifactUpload(RequestSchema):
     """``POST /api/jobs/{jobId}/artifact``: the export's file name (a path keeps only its last part)."""
 
     filename: str = Field(min_length=1, max_length=256)
-    size: int | None = Field(default=None, ge=0, description="Bytes, when known")
+    size: NonNegativeInt64 | None = Field(default=None, description="Bytes, when known")
 
 
 class TrainingProgress(Schema):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
+from yolostack.core.validation import NonNegativeInt64
 from yolostack.jobs.schemas import TrainingJob
 
 
@@ -69,7 +70,7 @@ class CheckpointUpload(RequestSchema):
     run_id: int | None = Field(default=None, description="The run training_started returned")
     project: str | None = Field(default=None, max_length=256, description="owner/project, when there is no modelId")
     name: str | None = Field(default=None, max_length=256, description="The run's name, when there is no modelId")
-    size: int | None = Field(default=None, ge=0, description="Bytes (ultralytics never sends it)")
+    size: NonNegativeInt64 | None = Field(default=None, description="Bytes (ultralytics never sends it)")
 
 
 class EstimatedCost(Schema):

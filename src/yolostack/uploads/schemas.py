@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
+from yolostack.core.validation import NonNegativeInt64
 
 # Names we store under: a plain basename, no path, no control characters.
 _FORBIDDEN = set("/\\\x00") | {chr(code) for code in range(32)}
@@ -17,7 +18,7 @@ class SignedUrlRequest(RequestSchema):
     asset_id: str = Field(min_length=1, max_length=40)
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=128)
-    total_bytes: int | None = Field(default=None, ge=0)
+    total_bytes: NonNegativeInt64 | None = None
 
     @field_validator("filename")
     @classmethod
