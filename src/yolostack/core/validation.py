@@ -7,7 +7,6 @@ import re
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import Request
 from pydantic import Field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -147,20 +146,6 @@ def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_CHARS:
         raise ValueError(f"metadata must serialize to at most {MAX_METADATA_CHARS} characters")
     return value
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON body, which must be an object (a 422 ``VALIDATION_ERROR`` otherwise)."""
-    data = await request.body()
-    try:
-        body = loads_strict(data)
-    except StrictJsonError as error:
-        raise BadRequest(f"invalid JSON body: {error}", details=[{"field": "", "message": str(error)}]) from None
-    except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _text_refusal(field: str, what: str) -> BadRequest:
