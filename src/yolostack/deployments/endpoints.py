@@ -28,7 +28,7 @@ from yolostack.core.errors import BadRequest, NotFound, Unauthorized
 from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, ClientResponse, SeedResponse, both, client, errors
+from yolostack.core.responses import Body, ClientResponse, SeedResponse, both, client, errors, link
 from yolostack.deployments import views as metrics
 from yolostack.deployments.backends import DeploymentBackend, ReplicaUnavailable
 from yolostack.deployments.repository import DeploymentRepository, DeploymentRow
@@ -138,7 +138,33 @@ async def list_deployments(
     return both(views, meta=meta, deployments=views, total=total, region=_settings(request).region)
 
 
-@router.post("", status_code=201, response_model=DeploymentCreated, responses=errors(409))
+def _created_links(owner: str) -> dict[str, Any]:
+    """From a created deployment to the routes that read, change, use and delete it (the fuzzer follows them)."""
+    by_id = {"deployment_id": "$response.body#/id"}
+    by_slug = {"owner": owner, "deployment": "$response.body#/deployment"}
+    return {
+        "GetDeploymentById": link("get_or_list", ref="$response.body#/id"),
+        "GetDeployment": link("get_deployment", first=owner, second="$response.body#/deployment"),
+        "UpdateDeployment": link("update_deployment", **by_slug),
+        "DeploymentHealth": link("deployment_health", **by_slug),
+        "DeploymentLogs": link("deployment_logs", **by_slug),
+        "DeploymentMetrics": link("deployment_metrics", **by_slug),
+        "PredictDeployment": link("predict_deployment", **by_slug),
+        "StopDeployment": link("stop_deployment", **by_id),
+        "StartDeployment": link("start_deployment", **by_id),
+        "DeleteDeployment": link("delete_deployment", **by_slug),
+        "DeleteDeploymentById": link("delete_deployment_seed", **by_id),
+        "PredictServiceUrl": link("predict_dedicated", **by_id),
+        "PredictServiceUrlPath": link("predict_dedicated_path", **by_id),
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DeploymentCreated,
+    responses={201: {"links": _created_links("$response.body#/data/owner")}, **errors(409)},
+)
 async def create_deployment_seed(
     request: Request, auth: DeploymentsAuth, session: DbSession, body: SeedDeploymentCreate
 ) -> Body:
@@ -210,7 +236,12 @@ async def get_or_list(
     return client(deployments=[_view(request, row) for row in rows], total=total, region=_settings(request).region)
 
 
-@router.post("/{owner}", status_code=201, response_model=DeploymentCreated, responses=errors(409))
+@router.post(
+    "/{owner}",
+    status_code=201,
+    response_model=DeploymentCreated,
+    responses={201: {"links": _created_links("$request.path.owner")}, **errors(409)},
+)
 async def create_deployment(
     request: Request, auth: DeploymentsAuth, session: DbSession, owner: str, body: DeploymentCreate
 ) -> Body:
@@ -432,7 +463,9 @@ async def _metrics(
 
 
 @router.post("/{owner}/{deployment}/predict", response_model=None, **relayed_predict("PredictForm"))
-async def predict(request: Request, auth: PredictAuth, session: DbSession, owner: str, deployment: str) -> Response:
+async def predict_deployment(
+    request: Request, auth: PredictAuth, session: DbSession, owner: str, deployment: str
+) -> Response:
     """Multipart, as model predict (clients.md §1.7); answered by one of the deployment's replicas."""
     row = await deployment_service.get_by_slug(session, auth.account, owner, deployment)
     await session.commit()  # no transaction held open while a replica works
@@ -443,10 +476,19 @@ async def predict(request: Request, auth: PredictAuth, session: DbSession, owner
 
 
 @service_router.post("/d/{deployment_id}", response_model=None, **relayed_predict("HubPredictForm"))
-@service_router.post("/d/{deployment_id}/predict", response_model=None, **relayed_predict("HubPredictForm"))
 async def predict_dedicated(request: Request, session: DbSession, deployment_id: str) -> Response:
     """The dedicated HUB inference API: multipart ``file`` (or ``source``), ``imgsz``, ``conf``, ``iou``,
     ``model`` (optional, ignored: the deployment serves one model); ``x-api-key`` or Bearer."""
+    return await _predict_dedicated(request, session, deployment_id)
+
+
+@service_router.post("/d/{deployment_id}/predict", response_model=None, **relayed_predict("HubPredictForm"))
+async def predict_dedicated_path(request: Request, session: DbSession, deployment_id: str) -> Response:
+    """The same, at ``{serviceUrl}/predict``."""
+    return await _predict_dedicated(request, session, deployment_id)
+
+
+async def _predict_dedicated(request: Request, session: DbSession, deployment_id: str) -> Response:
     auth = await authenticate(request, session)
     auth.require(Scope.inference)
     row = await deployment_service.get(session, auth.account, deployment_id)

@@ -13,7 +13,7 @@ from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.files import on_commit
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParams, PageParamsQuery
-from yolostack.core.responses import Body, SeedPage, both, client, errors, seed
+from yolostack.core.responses import Body, SeedPage, both, client, errors, link, seed
 from yolostack.exports.schemas import (
     ExportCreate,
     ExportCreated,
@@ -82,7 +82,23 @@ async def list_exports(
     return seed([export_view(job, links) for job in jobs], meta=PageMeta.of(params, total))
 
 
-@router.post("", status_code=201, response_model=ExportCreated, responses=errors(400, 409))
+_SEED_LINKS = {
+    "GetExport": link("get_export", export_id="$response.body#/id"),
+    "DeleteExport": link("delete_export", export_id="$response.body#/id"),
+    # An export is a job: its state and runner logs under /api/jobs too.
+    "GetExportJob": link("get_job", job_id="$response.body#/id"),
+    "GetExportJobLogs": link("get_job_logs", job_id="$response.body#/id"),
+}
+_NESTED = {"owner": "$request.path.owner", "project": "$request.path.project", "model": "$request.path.model"}
+_CLIENT_LINKS = {
+    "GetModelExport": link("get_model_export", export_id="$response.body#/id", **_NESTED),
+    "DeleteModelExport": link("delete_model_export", export_id="$response.body#/id", **_NESTED),
+}
+
+
+@router.post(
+    "", status_code=201, response_model=ExportCreated, responses={201: {"links": _SEED_LINKS}, **errors(400, 409)}
+)
 async def create_export(
     request: Request, auth: ExportsAuth, session: DbSession, links: Files, body: SeedExportCreate
 ) -> Body:
@@ -140,7 +156,10 @@ async def list_model_exports(
 
 
 @models_router.post(
-    "/{owner}/{project}/{model}/exports", status_code=201, response_model=ExportQueued, responses=errors(400, 409)
+    "/{owner}/{project}/{model}/exports",
+    status_code=201,
+    response_model=ExportQueued,
+    responses={201: {"links": _CLIENT_LINKS}, **errors(400, 409)},
 )
 async def create_model_export(
     request: Request, auth: ExportsAuth, session: DbSession, owner: str, project: str, model: str, body: ExportCreate

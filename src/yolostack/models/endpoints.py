@@ -17,7 +17,7 @@ from yolostack.core.files import on_commit
 from yolostack.core.ids import is_id
 from yolostack.core.limits import limit_body
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, seed
+from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, link, seed
 from yolostack.models.repository import ModelRow
 from yolostack.models.schemas import (
     ModelCreate,
@@ -117,7 +117,37 @@ CREATE_BODY = {
 }
 
 
-@router.post("", status_code=201, response_model=ModelCreated, responses=errors(409), openapi_extra=CREATE_BODY)
+# The fuzzer follows these from a created model to the routes that read, change, train, export and delete it.
+_BY_SLUG = {"owner": "$response.body#/owner", "project": "$response.body#/project", "model": "$response.body#/model"}
+_CREATED_LINKS = {
+    "GetModelById": link("get_model_by_id", ref="$response.body#/id"),
+    "ListProjectModels": link(
+        "get_files_or_list_project", first="$response.body#/owner", second="$response.body#/project"
+    ),
+    "GetModel": link("get_model", **_BY_SLUG),
+    "UpdateModel": link("update_model", **_BY_SLUG),
+    "GetModelFiles": link("get_model_files", **_BY_SLUG),
+    "GetTraining": link("get_training", **_BY_SLUG),
+    "GetTrainingById": link("get_training_by_id", model_id="$response.body#/id"),
+    "ListModelExports": link("list_model_exports", **_BY_SLUG),
+    "CreateModelExport": link("create_model_export", **_BY_SLUG),
+    "PredictModel": link("predict_by_slug", **_BY_SLUG),
+    "PredictModelById": link("predict_by_id", model_id="$response.body#/id"),
+    "PredictHubLegacy": link("predict_hub_legacy", model_id="$response.body#/id"),
+    "CancelTrainingById": link("cancel_training_by_id", model_id="$response.body#/id"),
+    "CancelTraining": link("cancel_training", **_BY_SLUG),
+    "DeleteModel": link("delete_model", **_BY_SLUG),
+    "DeleteModelById": link("delete_model_by_id", ref="$response.body#/id"),
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelCreated,
+    responses={201: {"links": _CREATED_LINKS}, **errors(409)},
+    openapi_extra=CREATE_BODY,
+)
 async def create_model(request: Request, auth: ModelsAuth, session: DbSession, links: Files) -> Body:
     """Multipart ``file`` + ``projectId`` + ``name`` uploads a .pt (seed); a JSON body creates an empty model (clients)."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):

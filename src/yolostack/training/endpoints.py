@@ -14,7 +14,7 @@ from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.errors import NotFound
 from yolostack.core.files import on_commit
-from yolostack.core.responses import Body, both, errors
+from yolostack.core.responses import Body, both, errors, link
 from yolostack.jobs.service import jobs as job_service
 from yolostack.jobs.service import training_view, wake_dispatcher
 from yolostack.models.service import ModelRow
@@ -50,7 +50,15 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-@router.post("/start", response_model=TrainingStarted, responses=errors(400, 409))
+_STARTED_LINKS = {
+    "GetTrainingJob": link("get_job", job_id="$response.body#/jobId"),
+    "GetTrainingJobLogs": link("get_job_logs", job_id="$response.body#/jobId"),
+    "GetTrainingById": link("get_training_by_id", model_id="$response.body#/modelId"),
+    "CancelTrainingById": link("cancel_training_by_id", model_id="$response.body#/modelId"),
+}
+
+
+@router.post("/start", response_model=TrainingStarted, responses={200: {"links": _STARTED_LINKS}, **errors(400, 409)})
 async def start_training(request: Request, auth: TrainingAuth, session: DbSession, body: TrainingStart) -> Body:
     """Queue a training run: seed ``{modelId, datasetId, epochs, imageSize, gpuType}`` or client
     ``{modelId, trainArgs, gpuType}``; it runs on this server's workers (or the Ray cluster)."""

@@ -10,7 +10,7 @@ from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
 from yolostack.core.pagination import PageMeta, PageParamsQuery
-from yolostack.core.responses import Body, SeedPage, SeedResponse, both, seed
+from yolostack.core.responses import Body, SeedPage, SeedResponse, both, link, seed
 from yolostack.tables import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 from yolostack.webhooks.schemas import (
     WebhookAttemptSchema,
@@ -52,7 +52,16 @@ async def list_webhooks(auth: WebhooksAuth, session: DbSession, pagination: Page
     return both(listed, meta=PageMeta.of(pagination, total), webhooks=listed, total=total)
 
 
-@router.post("", status_code=201, response_model=SeedResponse[WebhookCreated])
+_CREATED_LINKS = {
+    "GetWebhook": link("get_webhook", webhook_id="$response.body#/data/id"),
+    "ListWebhookDeliveries": link("list_webhook_deliveries", webhook_id="$response.body#/data/id"),
+    "DeleteWebhook": link("delete_webhook", webhook_id="$response.body#/data/id"),
+}
+
+
+@router.post(
+    "", status_code=201, response_model=SeedResponse[WebhookCreated], responses={201: {"links": _CREATED_LINKS}}
+)
 async def create_webhook(auth: WebhooksAuth, session: DbSession, request: Request, data: WebhookCreate) -> Body:
     """Subscribe a URL to events; the signing ``secret`` is in this response and nowhere else, ever."""
     settings: Settings = request.app.state.settings
