@@ -214,6 +214,9 @@ class S3Store:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        # This process's multipart uploads under way: the sweep never aborts them, whatever date the store
+        # reports for them (moto, S3's stand-in in the tests, says every upload began in 2010).
+        self._writing: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, *, endpoint_url: str | None, region: str | None) -> S3Store:
@@ -241,6 +244,7 @@ class S3Store:
         digest = _Digest(max_bytes)
         upload = await self._call("create_multipart_upload", Key=name)
         upload_id = upload["UploadId"]
+        self._writing.add(upload_id)
         parts: list[dict[str, Any]] = []
         buffer = bytearray()
         try:
@@ -261,6 +265,8 @@ class S3Store:
             with anyio.CancelScope(shield=True):
                 await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
             raise
+        finally:
+            self._writing.discard(upload_id)
         return digest.result(key)
 
     async def sweep_partial_writes(self) -> int:
@@ -271,7 +277,7 @@ class S3Store:
         pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, **prefix)
         for page in await asyncio.to_thread(list, pages):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] < cutoff:
+                if upload["Initiated"] < cutoff and upload["UploadId"] not in self._writing:
                     await self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
                     aborted += 1
         return aborted
