@@ -94,4 +94,10 @@ class TestRayTraining:
         job = wait_training(stack.http, "admin", "demo", "adopted", timeout=600)
         assert job["status"] == "completed", (job, stack.log_text(job))
         assert job["progress"]["currentEpoch"] == 8
-        assert ok(stack.http.get("/api/models/admin/demo/adopted/files"))["files"]
+
+        # The trainer uploads best.pt while it reports the end: the weights may land a moment after "completed".
+        def weights() -> list[dict[str, Any]]:
+            files: list[dict[str, Any]] = ok(stack.http.get("/api/models/admin/demo/adopted/files"))["files"]
+            return files
+
+        assert wait_for(weights, bool, 60, what="the weights")
