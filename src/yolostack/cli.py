@@ -231,6 +231,9 @@ def _serve(settings: Settings) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level="info",
+            # uvicorn kills a worker that has not answered its health check within 5 s; importing the app
+            # (engine, ultralytics) takes longer than that on a busy machine, so it was killed mid-start.
+            timeout_worker_healthcheck=60,
         )
     else:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
