@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import update
 
 from tests.fixtures.assertions import assert_error, ok
-from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
+from tests.fixtures.database import BACKENDS
 from tests.fixtures.factories import User, add_key
-from tests.fixtures.server import LiveServer, start_server
+from tests.fixtures.server import LiveServer, serving
 from yolostack.core.crypto import hash_api_key
 from yolostack.core.db import Database
 from yolostack.core.timeutil import utcnow
@@ -143,20 +143,8 @@ def server_rss(server: LiveServer) -> int:
 @pytest.fixture(scope="module", params=BACKENDS)
 async def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
     backend: str = request.param
-    data_dir = tmp_path_factory.mktemp(f"refusal-{backend}")
-    env = {"YOLOSTACK_DATA_DIR": str(data_dir)}
-    database_url = None
-    if backend == "postgres":
-        database_url = await new_database_url(backend, data_dir)
-        env["YOLOSTACK_DATABASE_URL"] = database_url
-    server = start_server(env)
-    try:
-        assert server.key is not None, server.output
+    async with serving(backend, tmp_path_factory.mktemp(f"refusal-{backend}")) as server:
         yield server
-    finally:
-        server.stop()
-        if database_url is not None:
-            await dispose_database_url(backend, database_url)
 
 
 class TestLiveServer:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
-from tests.fixtures.server import LiveServer, start_server
+from tests.fixtures.database import BACKENDS
+from tests.fixtures.server import LiveServer, serving
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -16,20 +16,8 @@ async def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveServer]:
     backend: str = request.param
-    data_dir = tmp_path_factory.mktemp(f"live-{backend}")
-    env = {"YOLOSTACK_DATA_DIR": str(data_dir)}
-    database_url = None
-    if backend == "postgres":
-        database_url = await new_database_url(backend, data_dir)
-        env["YOLOSTACK_DATABASE_URL"] = database_url
-    server = start_server(env)
-    try:
-        assert server.key is not None, server.output
+    async with serving(backend, tmp_path_factory.mktemp(f"live-{backend}")) as server:
         yield server
-    finally:
-        server.stop()
-        if database_url is not None:
-            await dispose_database_url(backend, database_url)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.database import BACKENDS, dispose_database_url, new_database_url
-from tests.fixtures.server import LiveServer, start_server
+from tests.fixtures.database import BACKENDS
+from tests.fixtures.server import LiveServer, serving
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,26 +40,15 @@ UNLIMITED = {
 @pytest.fixture(scope="module")
 async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
     backend = "postgres" if "postgres" in BACKENDS else "sqlite"
-    data_dir = tmp_path_factory.mktemp(f"fuzz-{backend}")
     env = {
-        "YOLOSTACK_DATA_DIR": str(data_dir),
         "YOLOSTACK_RATE_LIMITS__HUB_PER_HOUR": "100000000",
         "YOLOSTACK_JOBS__RUN_JOBS": "false",
         "YOLOSTACK_DEPLOYMENTS__RUN_REPLICAS": "false",
         **UNLIMITED,
     }
-    database_url = None
-    if backend == "postgres":
-        database_url = await new_database_url(backend, data_dir)
-        env["YOLOSTACK_DATABASE_URL"] = database_url
-    server = start_server(env, timeout=120)  # a loaded 2-core machine can take its time to start
-    try:
-        assert server.key is not None, server.output
+    # A loaded 2-core machine can take its time to start.
+    async with serving(backend, tmp_path_factory.mktemp(f"fuzz-{backend}"), env, timeout=120) as server:
         yield server
-    finally:
-        server.stop()
-        if database_url is not None:
-            await dispose_database_url(backend, database_url)
 
 
 def figures(report: dict[str, Any]) -> dict[str, int]:
