@@ -31,6 +31,10 @@ CHUNK_SIZE = 1024 * 1024
 UNOWNED_PARTIAL_SECONDS = 3600.0
 # S3 says nothing of who started a multipart upload: one this old was abandoned (no upload lasts a day).
 STALE_MULTIPART = timedelta(days=1)
+# This process's multipart uploads under way, whichever store object writes them: a sweep never aborts them,
+# whatever date the store reports for them (moto, S3's stand-in in the tests, says every upload began in 2010).
+_WRITING: set[str] = set()
+_starting = [0]  # writes whose upload S3 may list before it is in _WRITING
 S3_PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB, except the last
 
 
@@ -214,9 +218,6 @@ class S3Store:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        # This process's multipart uploads under way: the sweep never aborts them, whatever date the store
-        # reports for them (moto, S3's stand-in in the tests, says every upload began in 2010).
-        self._writing: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, *, endpoint_url: str | None, region: str | None) -> S3Store:
@@ -242,9 +243,13 @@ class S3Store:
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
         name = self.object_key(key)
         digest = _Digest(max_bytes)
-        upload = await self._call("create_multipart_upload", Key=name)
-        upload_id = upload["UploadId"]
-        self._writing.add(upload_id)
+        _starting[0] += 1
+        try:
+            upload = await self._call("create_multipart_upload", Key=name)
+            upload_id = upload["UploadId"]
+            _WRITING.add(upload_id)
+        finally:
+            _starting[0] -= 1
         parts: list[dict[str, Any]] = []
         buffer = bytearray()
         try:
@@ -266,7 +271,7 @@ class S3Store:
                 await self._call("abort_multipart_upload", Key=name, UploadId=upload_id)
             raise
         finally:
-            self._writing.discard(upload_id)
+            _WRITING.discard(upload_id)
         return digest.result(key)
 
     async def sweep_partial_writes(self) -> int:
@@ -275,9 +280,12 @@ class S3Store:
         prefix = {"Prefix": f"{self.prefix}/"} if self.prefix else {}
         aborted = 0
         pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, **prefix)
-        for page in await asyncio.to_thread(list, pages):
+        listed = await asyncio.to_thread(list, pages)
+        if _starting[0]:
+            return 0  # one of ours may be in the list unmarked yet: the next round sweeps
+        for page in listed:
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] < cutoff and upload["UploadId"] not in self._writing:
+                if upload["Initiated"] < cutoff and upload["UploadId"] not in _WRITING:
                     await self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
                     aborted += 1
         return aborted
