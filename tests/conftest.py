@@ -37,3 +37,15 @@ def _group_for_workers(items: list[pytest.Item]) -> None:
     for item in items:
         group = "ray" if item.get_closest_marker("ray") else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The OpenAPI fuzzer's figures (tests/contract) at the end of the run, whichever xdist worker ran it: only this
+    root conftest is loaded by xdist's controlling process, which writes the summary."""
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "fuzzer":
+                    terminalreporter.write_line(str(value))

@@ -110,7 +110,7 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(
         f"fuzzer: {counts['operations']} operations, {counts['cases']} cases, "
         f"{counts['server_errors']} 5xx, {counts['violations']} schema violations, {counts['errors']} errors"
     )
-    # tests/contract/conftest.py prints it in the run's summary (from xdist workers too).
+    # tests/conftest.py prints it in the run's summary (from xdist workers too).
     record_property("fuzzer", line)
     assert counts["operations"] >= 90, line
     # The server's own account of its 5xx: everything it logged but the access lines.

@@ -190,6 +190,8 @@ class TestRunEvents:
             (UPLOAD, {"filename": 5}, "filename"),
             (UPLOAD, {"filename": "best.pt", "runId": "one"}, "runId"),
             (UPLOAD, {"filename": "best.pt", "size": -1}, "size"),
+            # Found by the fuzzer: a control character in the stored name was a 500.
+            (UPLOAD, {"filename": "runs/w/be\x05st.pt", "modelId": "model_x"}, "filename"),
         ],
     )
     async def test_field_of_the_wrong_type_is_named(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from yolostack.core.responses import ClientResponse, SeedResponse
 from yolostack.core.schemas import RequestSchema, Schema
 from yolostack.core.validation import NonNegativeInt64
 from yolostack.jobs.schemas import TrainingJob
+from yolostack.uploads.schemas import check_file_name
 
 
 class TrainingStart(RequestSchema):
@@ -71,6 +72,13 @@ class CheckpointUpload(RequestSchema):
     project: str | None = Field(default=None, max_length=256, description="owner/project, when there is no modelId")
     name: str | None = Field(default=None, max_length=256, description="The run's name, when there is no modelId")
     size: NonNegativeInt64 | None = Field(default=None, description="Bytes (ultralytics never sends it)")
+
+    @field_validator("filename")
+    @classmethod
+    def _stored_name(cls, value: str) -> str:
+        """The trainer may send a path; its last part is the name the checkpoint is stored under."""
+        check_file_name(value.rsplit("/", 1)[-1] or "best.pt")
+        return value
 
 
 class EstimatedCost(Schema):

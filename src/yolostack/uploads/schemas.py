@@ -13,6 +13,13 @@ from yolostack.core.validation import NonNegativeInt64
 _FORBIDDEN = set("/\\\x00") | {chr(code) for code in range(32)}
 
 
+def check_file_name(value: str) -> str:
+    """A name we may store under: a plain basename, no path, no control characters (a ``ValueError`` otherwise)."""
+    if value in (".", "..") or any(char in _FORBIDDEN for char in value):
+        raise ValueError("filename must be a plain file name without a path")
+    return value
+
+
 class SignedUrlRequest(RequestSchema):
     asset_type: Literal["datasets", "models"]
     asset_id: str = Field(min_length=1, max_length=40)
@@ -23,9 +30,7 @@ class SignedUrlRequest(RequestSchema):
     @field_validator("filename")
     @classmethod
     def _basename(cls, value: str) -> str:
-        if value in (".", "..") or any(char in _FORBIDDEN for char in value):
-            raise ValueError("filename must be a plain file name without a path")
-        return value
+        return check_file_name(value)
 
 
 class CompleteRequest(RequestSchema):
