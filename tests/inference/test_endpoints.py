@@ -36,6 +36,9 @@ from tests.inference.conftest import (
 )
 from tests.models.helpers import create_project, uploaded_model
 
+# What this checks (predict parameters, media and results: the database only finds the model) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 PARAMS: dict[str, Any] = {"imgsz": IMGSZ, "conf": CONF, "iou": 0.7}
 ROUTES = ["seed", "client"]
 

@@ -23,6 +23,9 @@ from tests.inference.conftest import (
     serve,
 )
 
+# What this checks (the HUB forms, its budget and model references: the database only finds the model) does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 # The HUB documents' own snippet sends iou 0.45; the Platform routes default to 0.7.
 PARAMS: dict[str, Any] = {"imgsz": IMGSZ, "conf": CONF, "iou": 0.45}
 

@@ -14,7 +14,8 @@ import pytest
 from tests.fixtures.assertions import assert_error, ok
 from tests.inference.conftest import CONF, IMGSZ, Served, assert_same_results, serve
 
-pytestmark = pytest.mark.slow
+# Video decoding and frame counting do not depend on the database.
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
 FRAMES = 7
 CODECS = {"mp4": ("mp4v", "video/mp4"), "avi": ("MJPG", "video/x-msvideo")}
