@@ -48,19 +48,19 @@ class PeriodicTask:
         self._run = run
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._stopping = False
 
     @property
     def stopping(self) -> bool:
         """True once ``stop`` was called: a round checks it between items to take no new work."""
-        return self._stopping.is_set()
+        return self._stopping
 
     def wake(self) -> None:
         """Run the next round now instead of after the interval (new work was queued)."""
         self._wakeup.set()
 
     def start(self) -> None:
-        self._stopping.clear()
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:
@@ -91,7 +91,7 @@ class PeriodicTask:
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Take no new round; let the one in progress finish for up to ``grace`` seconds, then cancel it."""
-        self._stopping.set()
+        self._stopping = True
         self._wakeup.set()
         task, self._task = self._task, None
         if task is not None:
