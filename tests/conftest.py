@@ -39,6 +39,13 @@ def _group_for_workers(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker under ``--dist loadgroup``, xdist has appended each item's group to its node id; if it
+    could not (a pytest it does not know how to patch), the groups are silently ignored, so refuse to run."""
+    if session.config.getvalue("loadgroup") and any("@" not in item.nodeid for item in session.items):
+        raise pytest.UsageError("pytest-xdist did not apply the xdist_group marks (see the pytest pin in pyproject.toml)")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The OpenAPI fuzzer's figures (tests/contract) at the end of the run, whichever xdist worker ran it: only this
     root conftest is loaded by xdist's controlling process, which writes the summary."""
