@@ -23,7 +23,14 @@ from yolostack.core.ids import new_id
 from yolostack.deployments import telemetry, views
 from yolostack.deployments.telemetry import LATENCY_BOUNDS_MS, DeploymentTelemetry
 from yolostack.deployments.views import logs_page, metrics_view, overview_view, sparkline_view
-from yolostack.tables import Deployment, DeploymentLog, DeploymentMetric, Project
+from yolostack.tables import (
+    Deployment,
+    DeploymentLog,
+    DeploymentMetric,
+    DeploymentStatus,
+    DesiredState,
+    Project,
+)
 
 NOW = datetime(2026, 12, 3, 12, 30, 20, tzinfo=UTC)
 MINUTE = datetime(2026, 12, 3, 12, 30, tzinfo=UTC)
@@ -42,8 +49,17 @@ async def create_deployment(database: Database, user: User, slug: str) -> str:
         session.add(project)
     model_id = await create_model(database, user, project.id, f"{slug}-model")
     async with database.sessionmaker() as session, session.begin():
+        # Stopped, so the app's own reconciler leaves it alone: set running, it would fail it (the model has no
+        # weights) and log that line through its own sink, racing the rows these tests count.
         deployment = Deployment(
-            id=new_id("deployment"), owner_id=user.account.id, model_id=model_id, slug=slug, name=slug, region=REGION
+            id=new_id("deployment"),
+            owner_id=user.account.id,
+            model_id=model_id,
+            slug=slug,
+            name=slug,
+            region=REGION,
+            desired=DesiredState.stopped,
+            status=DeploymentStatus.stopped,
         )
         session.add(deployment)
     return deployment.id
