@@ -43,7 +43,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """On an xdist worker under ``--dist loadgroup``, xdist has appended each item's group to its node id; if it
     could not (a pytest it does not know how to patch), the groups are silently ignored, so refuse to run."""
     if getattr(session.config.option, "loadgroup", False) and any("@" not in item.nodeid for item in session.items):
-        raise pytest.UsageError("pytest-xdist did not apply the xdist_group marks (see the pytest pin in pyproject.toml)")
+        raise pytest.UsageError(
+            "pytest-xdist did not apply the xdist_group marks (see the pytest pin in pyproject.toml)"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
