@@ -30,8 +30,11 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 ULTRALYTICS_FOLDERS = ("runs", "datasets", "weights")
 LEFTOVER_SUFFIXES = (".part", ".partial", ".tmp")
 ORPHAN_TIMEOUT = 10.0
-# The conversion worker's poll interval and a loaded machine's start-up, on top of the lease.
+# The conversion worker's poll interval and a loaded machine's start-up; less than the lease.
 TAKEOVER_SLACK = 15.0
+assert CONVERSION_LEASE.total_seconds() > TAKEOVER_SLACK, (
+    "a takeover within the slack must not be the lease running out"
+)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -144,12 +147,13 @@ class TestServerKilledDuringConversion:
 
             stack.restart()
             assert leftovers(stack.data) == []
-            # No conversion runs any more: the restarted server takes it over once the dead server's lease
-            # (renewed every few seconds while it lived) runs out, not minutes later.
+            # No conversion runs any more: the restarted server sees that the lease's holder is a process of
+            # this host that is gone and takes the conversion over at its first rounds, well before the lease
+            # (renewed every few seconds while the holder lived) would have run out.
             wait_for(
                 lambda: (serving_status(stack.http, model), conversion_children(stack.data)),
                 lambda state: state[0] in ("ready", "failed") or bool(state[1]),
-                CONVERSION_LEASE.total_seconds() + TAKEOVER_SLACK,
+                TAKEOVER_SLACK,
                 what="the restarted server to take the conversion over",
             )
             status = wait_for(

@@ -4,14 +4,17 @@ fencing by attempt, expiry and take-over, attempts used up, release, backoff and
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.fixtures.factories import User
 from yolostack.core.db import Database
 from yolostack.core.ids import new_id
+from yolostack.core.processes import owner_is_gone, owner_tag
 from yolostack.core.timeutil import utcnow
 from yolostack.datasets.tasks import INGESTS
 from yolostack.tables import Dataset, DatasetStatus
@@ -161,3 +164,77 @@ class TestQueueShapes:
         dataset_id = await queued_dataset(bare_database, owner)
         assert await claim(bare_database, queue, dataset_id) is not None
         assert await claim(bare_database, queue, dataset_id, later=timedelta(hours=1)) is None
+
+
+def gone_process_tag() -> str:
+    """The owner tag of a process of this host that ran and has ended (as a ``kill -9``-ed server)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tag = owner_tag(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert owner_is_gone(tag)
+    return tag
+
+
+async def held_by(database: Database, dataset_id: str, holder: str) -> None:
+    """Mark the lease on ``dataset_id`` as another process's (the claim recorded this one's)."""
+    async with database.sessionmaker() as session, session.begin():
+        await session.execute(update(Dataset).where(Dataset.id == dataset_id).values(ingest_lease_holder=holder))
+
+
+async def free_orphans(database: Database, queue: LeaseQueue) -> list[str]:
+    async with database.sessionmaker() as session, session.begin():
+        return await queue.free_orphans(session, utcnow())
+
+
+class TestHolders:
+    async def test_a_claim_records_this_process(self, bare_database: Database, owner: User) -> None:
+        dataset_id = await queued_dataset(bare_database, owner)
+        assert await claim(bare_database, INGESTS, dataset_id) is not None
+        assert (await row(bare_database, dataset_id)).ingest_lease_holder == owner_tag()
+
+    async def test_a_gone_holder_s_lease_is_freed_at_once_and_fenced(
+        self, bare_database: Database, owner: User
+    ) -> None:
+        dataset_id = await queued_dataset(bare_database, owner)
+        dead = await claim(bare_database, INGESTS, dataset_id)
+        assert dead is not None
+        await held_by(bare_database, dataset_id, gone_process_tag())
+        # Held and well within its lease: only its holder being gone frees it.
+        assert await claim(bare_database, INGESTS, dataset_id) is None
+
+        assert await free_orphans(bare_database, INGESTS) == [dataset_id]
+        taken_over = await claim(bare_database, INGESTS, dataset_id)
+        assert taken_over is not None
+        assert taken_over.attempt == dead.attempt + 1
+        assert (await row(bare_database, dataset_id)).ingest_lease_holder == owner_tag()
+        async with bare_database.sessionmaker() as session, session.begin():
+            assert await dead.finish(session, {Dataset.status: DatasetStatus.ready}) is False
+
+    async def test_live_and_other_hosts_holders_keep_their_leases(self, bare_database: Database, owner: User) -> None:
+        mine = await queued_dataset(bare_database, owner)
+        elsewhere = await queued_dataset(bare_database, owner)
+        for dataset_id in (mine, elsewhere):
+            assert await claim(bare_database, INGESTS, dataset_id) is not None
+        # The same pid and start time on another host: its pids mean nothing here, so it is never judged.
+        await held_by(bare_database, elsewhere, "another-host-" + gone_process_tag().rsplit("-", 2)[-2] + "-1")
+
+        assert await free_orphans(bare_database, INGESTS) == []
+        assert await claim(bare_database, INGESTS, mine) is None
+        assert await claim(bare_database, INGESTS, elsewhere) is None
+
+    async def test_without_reclaim_a_freed_lease_is_left_expired_for_the_domain(
+        self, bare_database: Database, owner: User
+    ) -> None:
+        queue = replace(INGESTS, reclaim_expired=False)
+        dataset_id = await queued_dataset(bare_database, owner)
+        assert await claim(bare_database, queue, dataset_id) is not None
+        await held_by(bare_database, dataset_id, gone_process_tag())
+
+        assert await free_orphans(bare_database, queue) == [dataset_id]
+        async with bare_database.sessionmaker() as session:
+            expired = await session.scalars(select(Dataset.id).where(queue.held, queue.expired(utcnow())))
+            assert list(expired) == [dataset_id]
+        assert await claim(bare_database, queue, dataset_id) is None

@@ -95,6 +95,7 @@ INGESTS = LeaseQueue(
     ready=and_(_ingesting(), Dataset.deleted_at.is_(None), Dataset.ingest_lease_until.is_(None)),
     held=and_(_ingesting(), Dataset.ingest_lease_until.is_not(None)),
     lease=Dataset.ingest_lease_until,
+    holder=Dataset.ingest_lease_holder,
     attempts=Dataset.ingest_attempts,
     ttl=LEASE,
     max_attempts=MAX_ATTEMPTS,

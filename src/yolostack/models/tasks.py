@@ -47,6 +47,7 @@ CONVERSIONS = LeaseQueue(
     ),
     held=Model.serving_status == ServingStatus.converting,
     lease=Model.serving_lease_until,
+    holder=Model.serving_lease_holder,
     attempts=Model.serving_attempts,
     ttl=LEASE,
     max_attempts=MAX_CONVERSION_ATTEMPTS,

@@ -53,6 +53,8 @@ class Dataset(IdMixin, TimestampMixin, TrashableMixin, Table):
     # The ingest's lease (worker/leases.py): the worker running it renews it while it works; a lease that
     # ran out (a crashed server) lets another worker take the ingest over, up to a few attempts.
     ingest_lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Who holds it (``core.processes.owner_tag()``): a killed server's ingest is taken over at once.
+    ingest_lease_holder: Mapped[str | None] = mapped_column(String(255), default=None)
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped on every change of images or labels; the NDJSON export is cached per version.
     version: Mapped[int] = mapped_column(Integer, default=1)

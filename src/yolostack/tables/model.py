@@ -71,6 +71,8 @@ class Model(IdMixin, TimestampMixin, TrashableMixin, Table):
     serving_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     serving_attempts: Mapped[int] = mapped_column(default=0)
     serving_lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Who holds the conversion's lease (``core.processes.owner_tag()``): a killed server's is taken over at once.
+    serving_lease_holder: Mapped[str | None] = mapped_column(String(255), default=None)
 
     @property
     def has_weights(self) -> bool:

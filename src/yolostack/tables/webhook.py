@@ -49,6 +49,8 @@ class WebhookDelivery(IdMixin, Table):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Who holds it (``core.processes.owner_tag()``): a killed server's delivery is taken over at once.
+    lease_holder: Mapped[str | None] = mapped_column(String(255), default=None)
     last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

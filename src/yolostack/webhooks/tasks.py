@@ -50,6 +50,7 @@ def delivery_queue(settings: WebhookSettings) -> LeaseQueue:
         ready=WebhookDelivery.status == DeliveryStatus.pending,
         held=WebhookDelivery.status == DeliveryStatus.delivering,
         lease=WebhookDelivery.lease_until,
+        holder=WebhookDelivery.lease_holder,
         attempts=WebhookDelivery.attempts,
         ttl=timedelta(seconds=settings.timeout_seconds) + LEASE_MARGIN,
         max_attempts=1 + len(settings.retry_schedule),

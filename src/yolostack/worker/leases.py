@@ -5,7 +5,9 @@ which a worker holds (``held``), the lease column, the attempts counter and, opt
 is due. A claim is a conditional UPDATE (the row must still be claimable when the database applies it),
 so any number of server processes, on SQLite or PostgreSQL, share one queue and exactly one wins a row.
 The attempt number a claim sets is the lease's fencing token: a heartbeat or an ending sent by a worker
-whose lease ran out and was taken over changes nothing.
+whose lease ran out and was taken over changes nothing. A queue with a ``holder`` column also records who
+holds each lease (``core.processes.owner_tag()``), so the rows of a server process of this host that was
+killed (``kill -9``, the OOM killer) are freed at the next round of any other, not when their lease runs out.
 
 Every function takes the caller's session; the caller commits (a claim in its own short transaction).
 """
@@ -24,9 +26,13 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yolostack.core.db import Database
+from yolostack.core.processes import owner_is_gone, owner_tag
 from yolostack.core.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
+
+# How far in the past a lapsed lease is set: comfortably before any ``now`` a later claim compares it with.
+_LAPSE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class LeaseQueue:
     # uploaded meanwhile end the conversion of the old ones).
     fence: tuple[Any, ...] = ()
     order_by: tuple[Any, ...] = ()
+    # A text column a claim fills with the claiming process's ``owner_tag()`` (see ``free_orphans``).
+    holder: Any = None
 
     @property
     def table(self) -> Any:
@@ -69,6 +77,10 @@ class LeaseQueue:
     def stamp(self, now: datetime) -> datetime:
         """The lease column's value for a lease taken or renewed at ``now``."""
         return now if self.beats else now + self.ttl
+
+    def _lapsed(self, now: datetime) -> datetime:
+        """A lease column value that has run out at ``now``."""
+        return now - self.ttl - _LAPSE if self.beats else now - _LAPSE
 
     def expired(self, now: datetime) -> ColumnElement[bool]:
         cutoff = now - self.ttl if self.beats else now
@@ -123,14 +135,43 @@ class LeaseQueue:
         statement = select(self.id).where(self.exhausted_rows(now)).order_by(self.id)
         return [str(row_id) for row_id in (await session.scalars(statement)).all()]
 
+    async def free_orphans(self, session: AsyncSession, now: datetime) -> list[str]:
+        """Let the leases of processes of this host that no longer run lapse now, and return their rows.
+
+        A killed server cannot release what it held; without this its rows would wait out their lease (and a
+        conversion would show "converting" that long). What happens next is the queue's usual course for an
+        expired lease: a claim that counts an attempt or, without ``reclaim_expired``, the domain's reaping.
+        Another host's holders are never judged (their pids mean nothing here)."""
+        if self.holder is None:
+            return []
+        statement = select(self.id, self.holder).where(self.held, self.lease.is_not(None), self.holder.is_not(None))
+        freed: list[str] = []
+        for row_id, holder in (await session.execute(statement)).all():
+            if not owner_is_gone(holder):
+                continue
+            lapse = (
+                update(self.table)
+                .where(self.id == row_id, self.held, self.holder == holder)
+                .values({self.lease: self._lapsed(now), self.holder: None})
+                .execution_options(synchronize_session=False)
+            )
+            if int(getattr(await session.execute(lapse), "rowcount", 0) or 0) == 1:
+                freed.append(str(row_id))
+        if freed:
+            logger.warning("%s: freed %s, held by a server process that is gone", self.name, ", ".join(freed))
+        return freed
+
     async def claim(
         self, session: AsyncSession, row_id: str, now: datetime, *where: ColumnElement[bool]
     ) -> Lease | None:
         """Take ``row_id`` if it is still claimable (and matches ``where``); None when another worker won."""
+        values: dict[Any, Any] = {self.lease: self.stamp(now), self.attempts: self.attempts + 1, **self.claimed}
+        if self.holder is not None:
+            values[self.holder] = owner_tag()
         statement = (
             update(self.table)
             .where(self.id == row_id, self.claimable(now), *where)
-            .values({self.lease: self.stamp(now), self.attempts: self.attempts + 1, **self.claimed})
+            .values(values)
             .returning(self.attempts, *self.fence)
             .execution_options(synchronize_session=False)
         )

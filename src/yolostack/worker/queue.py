@@ -67,7 +67,11 @@ class QueueWorker:
         await settle(set(self._in_flight), self.name, 0)
 
     async def run_round(self) -> int:
-        """Give up on rows out of attempts, then claim due rows for the free slots; returns how many started."""
+        """Free the rows of killed processes, give up on rows out of attempts, then claim due rows for the free
+        slots; returns how many started."""
+        if self.queue.holder is not None:
+            async with self.database.sessionmaker() as session, session.begin():
+                await self.queue.free_orphans(session, utcnow())
         if self.give_up is not None:
             await self._give_up_exhausted()
         free = self.concurrency - len(self._in_flight)
