@@ -1,5 +1,6 @@
 """parse_coco: pixel boxes, polygons and keypoints become normalized labels with contiguous classes."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,15 @@ class TestDetect:
             ("train/train.jpg", "train"),
             ("valid/valid.jpg", "val"),
         ]
+
+    @pytest.mark.parametrize("value", ["NaN", "-Infinity", "1e400"])
+    def test_a_non_finite_number_fails_the_file_with_the_reason(self, tmp_path: Path, value: str) -> None:
+        make_image(tmp_path / "images/train/a.jpg", (W, H))
+        document = coco([image_entry(1, "a.jpg")], [], [{"id": 1, "name": "cat"}])
+        text = json.dumps(document).replace('"annotations": []', f'"annotations": [{{"bbox": [0, 0, {value}, 1]}}]')
+        (tmp_path / "instances_train.json").write_text(text)
+        with pytest.raises(FormatError, match="instances_train.json is not valid JSON .*(finite|out of range)"):
+            parse_coco(tmp_path)
 
     def test_no_coco_json_is_a_format_error(self, tmp_path: Path) -> None:
         write_json(tmp_path / "other.json", {"hello": "world"})

@@ -221,6 +221,22 @@ class TestParse:
         with pytest.raises(FormatError, match=message):
             parse_ndjson(write_ndjson(tmp_path / "d.ndjson", lines))
 
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            ('{"type": "image", "file": "a.jpg", "width": NaN}', "numbers must be finite"),
+            ('{"type": "image", "file": "a.jpg", "width": 1e400}', "out of range"),
+            ('{"type": "image", "file": "\\ud800.jpg"}', "lone surrogate"),
+            ('{"type": "image", "file": "a\\u0000.jpg"}', "NUL"),
+            ('{"type": "image", "extra": ' + "[" * 5000 + "]" * 5000 + "}", "nests deeper"),
+        ],
+    )
+    def test_json_that_is_not_strict_fails_the_line(self, tmp_path: Path, text: str, reason: str) -> None:
+        """As request bodies: read loosely, these would be stored altered or refused by PostgreSQL mid-ingest."""
+        path = write_text(tmp_path / "d.ndjson", json.dumps(self.header()) + "\n" + text + "\n")
+        with pytest.raises(FormatError, match=f"line 2 is not valid JSON \\(.*{reason}"):
+            parse_ndjson(path)
+
     def test_invalid_json_line(self, tmp_path: Path) -> None:
         path = write_text(tmp_path / "d.ndjson", json.dumps(self.header()) + "\n{not json\n")
         with pytest.raises(FormatError, match="line 2 is not valid JSON"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yolostack.core.validation import StrictJsonError, loads_strict
 from yolostack.datasets.formats.geometry import clip01, polygon_area
 from yolostack.datasets.formats.images import image_size
 from yolostack.datasets.formats.paths import inside, relative_name, walk_files, walk_images
@@ -108,7 +108,9 @@ def _looks_like_coco(path: Path) -> bool:
     if path.stat().st_size > _SMALL_JSON_BYTES:  # too big to load just to look: trust the name or folder
         return bool(_COCO_NAME.search(path.name)) or path.parent.name.lower() == "annotations"
     try:
-        document = json.loads(path.read_bytes())
+        document = loads_strict(path.read_bytes())
+    except StrictJsonError:  # JSON, but not strict (NaN, 1e400, nested too deep): a COCO-named one says why
+        return bool(_COCO_NAME.search(path.name))
     except (ValueError, UnicodeDecodeError):
         return False
     return isinstance(document, dict) and all(isinstance(document.get(key), list) for key in _KEYS)
@@ -116,7 +118,7 @@ def _looks_like_coco(path: Path) -> bool:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_bytes())
+        document = loads_strict(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as error:
         raise FormatError(f"{path.name} is not valid JSON ({error})") from error
     if not isinstance(document, dict) or not all(isinstance(document.get(key), list) for key in _KEYS):

@@ -6,11 +6,11 @@ the first key of `annotations` is used by ultralytics, and its rows are YOLO lab
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from yolostack.core.validation import loads_strict
 from yolostack.datasets.formats.geometry import box_corners, box_of_points
 from yolostack.datasets.formats.records import (
     FormatError,
@@ -207,8 +207,10 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
+    # Strict, as request bodies are: NaN, 1e400, lone surrogates or NUL in a label would be stored altered
+    # (or refused by PostgreSQL mid-ingest), and a record nested thousands deep would exhaust the stack.
     try:
-        value = json.loads(text)
+        value = loads_strict(text)
     except ValueError as error:
         raise FormatError(f"{where} is not valid JSON ({error})") from error
     if not isinstance(value, dict):
