@@ -18,7 +18,7 @@ import pytest
 
 from yolostack.core import processes
 from yolostack.storage.backends import LocalStore
-from yolostack.worker.executors import LocalExecutor
+from yolostack.worker.executors import LOG_KEPT_SECONDS, LocalExecutor
 from yolostack_engine.processes import private_environment
 
 # A parent that starts a grandchild the way the server starts its children, prints its pid, and waits.
@@ -234,6 +234,17 @@ class TestLocalExecutor:
         assert not old.exists()
         assert (tmp_path / "jobs" / "job_old-1.log").read_text() == "old"
         assert live.exists()
+
+    async def test_ended_runs_logs_are_kept_for_a_while_then_removed(self, tmp_path: Path) -> None:
+        jobs = tmp_path / "jobs"
+        jobs.mkdir()
+        expired, recent = jobs / "job_a-1.log", jobs / "job_b-1.log"
+        for log in (expired, recent):
+            log.write_text("ended")
+        long_ago = time.time() - LOG_KEPT_SECONDS - 60
+        os.utime(expired, (long_ago, long_ago))
+        LocalExecutor(jobs)
+        assert sorted(path.name for path in jobs.iterdir()) == ["job_b-1.log"]
 
 
 def _fake_python(tmp_path: Path) -> str:

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
 LOG_NAME = "runner.log"
+# An ended run's log (``<job>-<attempt>.log``) is kept this long for the operator, then removed.
+LOG_KEPT_SECONDS = 30 * 24 * 3600.0
 OWNER_FILE = ".owner"  # the server process whose runner works here (core.processes.owner_tag)
 # An ended run's state waits this long for the dispatcher to read it (a job that completed over HTTP is
 # not polled again).
@@ -92,8 +94,9 @@ class LocalExecutor:
         self.sweep()
 
     def sweep(self) -> list[Path]:
-        """Clear the working directories of runners whose server is gone (killed: they died with it)."""
-        removed = []
+        """Clear the working directories of runners whose server is gone (killed: they died with it), and
+        the logs of runs that ended more than ``LOG_KEPT_SECONDS`` ago."""
+        removed = _purge_logs(self.work_root)
         for work in self.work_root.glob("*/"):
             try:
                 owner = (work / OWNER_FILE).read_text().strip()
@@ -119,6 +122,7 @@ class LocalExecutor:
         run = self._runs[handle] = _Run(process, work)
         run.watcher = asyncio.create_task(self._watch(run), name=f"runner {handle}")
         self._forget_old()
+        await asyncio.to_thread(_purge_logs, self.work_root)
         return handle
 
     async def _watch(self, run: _Run) -> None:
@@ -159,6 +163,17 @@ class LocalExecutor:
         for handle in list(self._runs):
             await self.stop(handle)
         self._runs.clear()
+
+
+def _purge_logs(root: Path) -> list[Path]:
+    cutoff = time.time() - LOG_KEPT_SECONDS
+    removed = []
+    for log in root.glob("*.log"):
+        with contextlib.suppress(OSError):
+            if log.stat().st_mtime < cutoff:
+                log.unlink()
+                removed.append(log)
+    return removed
 
 
 def _clear(work: Path) -> None:
