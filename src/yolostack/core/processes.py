@@ -170,7 +170,8 @@ async def terminate(process: asyncio.subprocess.Process, *, grace: float) -> int
         if process.returncode is None:
             kill_group(process.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), timeout=grace)
+                async with asyncio.timeout(grace):
+                    await process.wait()
             except TimeoutError:
                 kill_group(process.pid)
         code = await process.wait()

@@ -250,7 +250,8 @@ class LocalBackend:
                 if remaining <= 0:
                     raise ReplicaUnavailable("no replica became free within the queue timeout")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(deployment.changed.wait(), timeout=remaining)
+                    async with asyncio.timeout(remaining):
+                        await deployment.changed.wait()
 
     async def _release(self, deployment: _Deployment, replica: LocalReplica) -> None:
         replica.inflight -= 1
@@ -302,7 +303,8 @@ class LocalBackend:
         stdout = replica.process.stdout
         assert stdout is not None
         try:
-            line = await asyncio.wait_for(stdout.readline(), timeout=self.settings.replica_start_timeout_seconds)
+            async with asyncio.timeout(self.settings.replica_start_timeout_seconds):
+                line = await stdout.readline()
             event = json.loads(line) if line.strip() else {"event": "failed", "error": "exited before loading"}
         except TimeoutError:
             event = {"event": "failed", "error": f"not ready after {self.settings.replica_start_timeout_seconds:g} s"}

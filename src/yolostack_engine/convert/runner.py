@@ -129,7 +129,8 @@ async def _run_async(command: list[str], work: Path, timeout_s: float) -> tuple[
             preexec_fn=child_preexec(),
         )
         try:
-            stdout, _ = await asyncio.wait_for(process.communicate(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                stdout, _ = await process.communicate()
         except TimeoutError:
             raise ConversionError(f"conversion timed out after {timeout_s:g} s", code="timeout") from None
         finally:
