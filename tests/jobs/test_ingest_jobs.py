@@ -68,6 +68,29 @@ class TestIngestJob:
         }
         assert job["createdAt"] <= job["updatedAt"]
 
+    async def test_an_earlier_ingest_of_the_dataset_still_reads_back(
+        self, client: httpx.AsyncClient, alice: User, tmp_path: Path
+    ) -> None:
+        first_archive = zip_dir(make_yolo_detect(tmp_path / "first", images=2), tmp_path / "first.zip")
+        first_id = await queue_ingest(client, alice, tmp_path, "twice", first_archive)
+        first = await job_ended(client, alice, first_id)
+        assert first["status"] == "completed"
+        second_archive = zip_dir(make_yolo_detect(tmp_path / "second", images=3), tmp_path / "second.zip")
+        session_id = await upload_archive(client, alice, first["datasetId"], second_archive)
+        queued = await client.post(
+            f"/api/datasets/{alice.username}/twice/ingest", headers=alice.headers, json={"sessionId": session_id}
+        )
+        second_id = ok(queued, 202)["jobId"]
+        assert second_id != first_id
+
+        second = await job_ended(client, alice, second_id)
+        assert (second["status"], second["progress"]) == ("completed", {"current": 3, "total": 3})
+        assert await read_job(client, alice, first_id) == first
+        deleted = await client.delete(f"/api/datasets/{alice.username}/twice", headers=alice.headers)
+        assert deleted.status_code < 300
+        for job_id in (first_id, second_id):
+            assert_error(await client.get(f"/api/jobs/{job_id}", headers=alice.headers), 404, "NOT_FOUND")
+
     async def test_a_failed_ingest_says_why(self, client: httpx.AsyncClient, alice: User, tmp_path: Path) -> None:
         archive = tmp_path / "broken.zip"
         archive.write_bytes(b"this is not a zip archive")
@@ -83,6 +106,14 @@ class TestIngestJob:
     ) -> None:
         archive = zip_dir(make_yolo_detect(tmp_path / "src", images=2), tmp_path / "mine.zip")
         job_id = await queue_ingest(client, alice, tmp_path, "mine", archive)
+        assert_error(await client.get(f"/api/jobs/{job_id}", headers=bob.headers), 404, "NOT_FOUND")
+        # Nor once it is an earlier ingest, kept aside when the next one was queued.
+        dataset_id = (await job_ended(client, alice, job_id))["datasetId"]
+        session_id = await upload_archive(client, alice, dataset_id, archive)
+        requeued = await client.post(
+            f"/api/datasets/{alice.username}/mine/ingest", headers=alice.headers, json={"sessionId": session_id}
+        )
+        ok(requeued, 202)
         assert_error(await client.get(f"/api/jobs/{job_id}", headers=bob.headers), 404, "NOT_FOUND")
 
     async def test_needs_the_datasets_scope(

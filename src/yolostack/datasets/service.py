@@ -14,7 +14,8 @@ from yolostack.core.pagination import PageParams
 from yolostack.core.timeutil import isoformat, utcnow
 from yolostack.datasets.repository import DatasetRepository, DatasetRow
 from yolostack.datasets.schemas import DatasetCreate, DatasetDetail, DatasetSchema, DatasetUpdate, IngestRequest, Splits
-from yolostack.tables import Account, Dataset, DatasetStatus, UploadSession, UploadStatus
+from yolostack.jobs.service import ingest_view
+from yolostack.tables import Account, Dataset, DatasetIngest, DatasetStatus, UploadSession, UploadStatus
 from yolostack.trash.service import trash as trash_service
 from yolostack.uploads.schemas import CompleteRequest
 from yolostack.uploads.service import upload as upload_service
@@ -124,6 +125,9 @@ class DatasetService(OwnedService[Dataset, Account, DatasetRow]):
             upload = await upload_service.complete(session, viewer.id, upload, CompleteRequest(session_id=upload.id))
         if upload.status != UploadStatus.completed:
             raise Conflict("nothing has been uploaded for this session yet")
+        if dataset.ingest_job_id is not None:
+            # The ingest before this one has ended (one runs at a time): its jobId keeps reading back.
+            session.add(DatasetIngest(job_id=dataset.ingest_job_id, dataset_id=dataset.id, view=ingest_view(dataset)))
         job_id = new_id("job")
         dataset.status = DatasetStatus.processing
         dataset.processing_error = None

@@ -1,7 +1,8 @@
 """Jobs: every read is scoped to the caller's account; transitions are conditional updates, so two
 server processes (or a runner's report racing the dispatcher) can never both record one outcome.
 
-Training runs and exports are rows of ``jobs``; a dataset ingest is read from its dataset's row."""
+Training runs and exports are rows of ``jobs``; a dataset's last ingest is read from its dataset's row, the
+earlier ones from ``dataset_ingests``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from yolostack.core.repository import Repository
-from yolostack.tables import ACTIVE_STATUSES, Dataset, Executor, Job, JobKind, JobLog, JobStatus
+from yolostack.tables import ACTIVE_STATUSES, Dataset, DatasetIngest, Executor, Job, JobKind, JobLog, JobStatus
 
 
 class JobRepository(Repository):
@@ -25,6 +26,16 @@ class JobRepository(Repository):
             Dataset.ingest_job_id == job_id, Dataset.owner_id == owner_id, Dataset.deleted_at.is_(None)
         )
         return await self.session.scalar(statement)
+
+    async def ended_ingest_owned(self, owner_id: str, job_id: str) -> dict[str, Any] | None:
+        """An earlier ingest's job as it ended (kept when its dataset's next ingest was queued)."""
+        statement = (
+            select(DatasetIngest.view)
+            .join(Dataset, Dataset.id == DatasetIngest.dataset_id)
+            .where(DatasetIngest.job_id == job_id, Dataset.owner_id == owner_id, Dataset.deleted_at.is_(None))
+        )
+        view: dict[str, Any] | None = await self.session.scalar(statement)
+        return view
 
     async def active_for_model(self, model_id: str) -> Sequence[Job]:
         statement = select(Job).where(Job.model_id == model_id, Job.status.in_(ACTIVE_STATUSES))

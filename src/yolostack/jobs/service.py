@@ -59,8 +59,11 @@ class JobService:
 
     async def ingest_view(self, session: AsyncSession, owner_id: str, job_id: str) -> dict[str, Any] | None:
         """The view of a dataset ingest's ``jobId`` (None when it names no ingest of the caller's)."""
-        dataset = await JobRepository(session).ingest_owned(owner_id, job_id)
-        return None if dataset is None else ingest_view(dataset)
+        repository = JobRepository(session)
+        dataset = await repository.ingest_owned(owner_id, job_id)
+        if dataset is not None:
+            return ingest_view(dataset)
+        return await repository.ended_ingest_owned(owner_id, job_id)
 
     async def mark_running(self, session: AsyncSession, job: Job) -> bool:
         now = utcnow()

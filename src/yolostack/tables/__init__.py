@@ -4,7 +4,7 @@ from yolostack.tables.account import Account, AccountType, Plan
 from yolostack.tables.activity_event import ActivityEvent
 from yolostack.tables.api_key import ApiKey
 from yolostack.tables.base import Table
-from yolostack.tables.dataset import Dataset, DatasetStatus
+from yolostack.tables.dataset import Dataset, DatasetIngest, DatasetStatus
 from yolostack.tables.dataset_export import DatasetExport
 from yolostack.tables.dataset_image import DatasetImage, image_key
 from yolostack.tables.deployment import (
@@ -34,6 +34,7 @@ __all__ = [
     "ActivityEvent",
     "ApiKey",
     "Dataset",
+    "DatasetIngest",
     "Deployment",
     "DeploymentLog",
     "DeploymentMetric",

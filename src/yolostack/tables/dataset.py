@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yolostack.core.timeutil import utcnow
 from yolostack.tables.base import IdMixin, Table, TimestampMixin, TrashableMixin
 from yolostack.tables.project import Visibility
 
@@ -58,3 +59,16 @@ class Dataset(IdMixin, TimestampMixin, TrashableMixin, Table):
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped on every change of images or labels; the NDJSON export is cached per version.
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DatasetIngest(Table):
+    """An ended ingest of a dataset, kept when the next one is queued (the dataset's row holds only its last
+    ingest), so every ``jobId`` the ingest endpoint handed out still reads back at ``GET /api/jobs/{jobId}``."""
+
+    __tablename__ = "dataset_ingests"
+
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    # The job as ``GET /api/jobs/{jobId}`` answered it when the next ingest was queued (it had ended).
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
