@@ -7,13 +7,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.datasets.test_ingest_flow import upload_archive, wait_ready
 from tests.fixtures.app import make_settings
 from tests.fixtures.assertions import assert_error, ok
-from tests.fixtures.factories import User
+from tests.fixtures.factories import User, create_model
 from tests.fixtures.synthetic import make_yolo_detect, zip_dir
 from yolostack.config import Settings
+from yolostack.core.db import Database
+from yolostack.tables import Model
 
 STORAGE = "/api/storage"
 
@@ -58,6 +61,64 @@ class TestGetStorage:
         assert body["data"]["used"] == image_bytes
         assert body["breakdown"]["byCategory"]["datasets"] == {"bytes": image_bytes, "count": 2}
         assert body["usage"]["images"] == {"current": 6, "limit": 0, "percent": 0.0}  # 0: no limit here
+
+    async def test_details_list_the_largest_items(
+        self, client: httpx.AsyncClient, database: Database, alice: User, bob: User, tmp_path: Path
+    ) -> None:
+        source = make_yolo_detect(tmp_path / "src", images=4)
+        image_bytes = sum(path.stat().st_size for path in source.rglob("*.jpg"))
+        created = ok(
+            await client.post("/api/datasets", headers=alice.headers, json={"dataset": "big", "name": "Big"}), 201
+        )
+        session_id = await upload_archive(client, alice, created["id"], zip_dir(source, tmp_path / "big.zip"))
+        ok(
+            await client.post("/api/datasets/alice/big/ingest", headers=alice.headers, json={"sessionId": session_id}),
+            202,
+        )
+        await wait_ready(client, alice, "big")
+        project = ok(
+            await client.post("/api/projects", headers=alice.headers, json={"project": "cars", "name": "Cars"}), 201
+        )
+        heavy = await create_model(database, alice, project["id"], "heavy")
+        light = await create_model(database, alice, project["id"], "light")
+        others = ok(await client.post("/api/projects", headers=bob.headers, json={"project": "p", "name": "P"}), 201)
+        bobs = await create_model(database, bob, others["id"], "bobs")
+        async with database.sessionmaker() as session, session.begin():
+            for model_id, size in ((heavy, image_bytes + 1), (light, 10), (bobs, 10**9)):
+                await session.execute(update(Model).where(Model.id == model_id).values(weights_size=size))
+
+        plain = ok(await client.get(STORAGE, headers=alice.headers))
+        assert plain["breakdown"]["topItems"] == []
+        top = ok(await client.get(STORAGE, headers=alice.headers, params={"details": "true"}))["breakdown"]["topItems"]
+        assert top == [
+            {
+                "_id": heavy,
+                "name": "heavy",
+                "slug": "heavy",
+                "sizeBytes": image_bytes + 1,
+                "type": "model",
+                "parentName": "Cars",
+                "parentSlug": "cars",
+            },
+            {
+                "_id": created["id"],
+                "name": "Big",
+                "slug": "big",
+                "sizeBytes": image_bytes,
+                "type": "dataset",
+                "parentName": None,
+                "parentSlug": None,
+            },
+            {
+                "_id": light,
+                "name": "light",
+                "slug": "light",
+                "sizeBytes": 10,
+                "type": "model",
+                "parentName": "Cars",
+                "parentSlug": "cars",
+            },
+        ]
 
     async def test_exports_count_and_only_the_newest_is_kept(
         self, client: httpx.AsyncClient, alice: User, tmp_path: Path

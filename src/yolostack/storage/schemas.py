@@ -1,7 +1,7 @@
 """``GET /api/storage``: the seed's ``{used, limit, percentage}`` and the clients' usage and breakdown."""
 
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 from pydantic import Field
 
@@ -46,9 +46,21 @@ class ByCategory(Schema):
     exports: CategoryUsage
 
 
+class TopItem(Schema):
+    """One of the account's largest items (``?details=true``): a dataset (its images) or a model (its weights)."""
+
+    id: str = Field(alias="_id")
+    name: str
+    slug: str
+    size_bytes: int
+    type: Literal["dataset", "model"]
+    parent_name: str | None = Field(default=None, description="A model's project")
+    parent_slug: str | None = None
+
+
 class StorageBreakdown(Schema):
     by_category: ByCategory
-    top_items: list[dict[str, Any]]
+    top_items: list[TopItem] = Field(description="The largest items, largest first; only with ?details=true")
 
 
 class StorageResponse(SeedResponse[StorageTotals]):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,7 @@ from yolostack.storage.schemas import (
     StorageResponse,
     StorageTotals,
     StorageUsage,
+    TopItem,
     UsageEntry,
 )
 from yolostack.tables import (
@@ -33,6 +35,7 @@ from yolostack.tables import (
     JobKind,
     Model,
     Plan,
+    Project,
     UploadSession,
     UploadStatus,
 )
@@ -133,8 +136,54 @@ async def ensure_room(session: AsyncSession, settings: Settings, account: Accoun
     return room
 
 
+TOP_ITEMS = 10
+
+
+async def top_items(session: AsyncSession, account_id: str, limit: int = TOP_ITEMS) -> list[TopItem]:
+    """The account's largest datasets (their images' bytes) and models (their weights), largest first; what
+    is in the trash counts too (its files are still stored)."""
+    dataset_sizes = (
+        select(Dataset.id, Dataset.name, Dataset.slug, func.sum(DatasetImage.bytes).label("size"))
+        .join(DatasetImage, DatasetImage.dataset_id == Dataset.id)
+        .where(Dataset.owner_id == account_id)
+        .group_by(Dataset.id, Dataset.name, Dataset.slug)
+        .order_by(func.sum(DatasetImage.bytes).desc(), Dataset.id)
+        .limit(limit)
+    )
+    model_sizes = (
+        select(Model.id, Model.name, Model.slug, Model.weights_size, Project.name, Project.slug)
+        .join(Project, Project.id == Model.project_id)
+        .where(Model.owner_id == account_id, Model.weights_size > 0)
+        .order_by(Model.weights_size.desc(), Model.id)
+        .limit(limit)
+    )
+    items = [
+        TopItem(id=row_id, name=name, slug=slug, size_bytes=int(size), type="dataset")
+        for row_id, name, slug, size in (await session.execute(dataset_sizes)).all()
+        if size
+    ]
+    items += [
+        TopItem(
+            id=row_id,
+            name=name,
+            slug=slug,
+            size_bytes=int(size or 0),
+            type="model",
+            parent_name=project_name,
+            parent_slug=project_slug,
+        )
+        for row_id, name, slug, size, project_name, project_slug in (await session.execute(model_sizes)).all()
+    ]
+    return sorted(items, key=lambda item: (-item.size_bytes, item.id))[:limit]
+
+
 @router.get("", response_model=StorageResponse)
-async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -> Body:
+async def get_storage(
+    request: Request,
+    auth: StorageAuth,
+    session: DbSession,
+    details: Annotated[bool, Query(description="Also list the largest items (breakdown.topItems)")] = False,
+) -> Body:
     """Bytes used by category against the plan's quota (seed ``{used, limit, percentage}`` + the clients' shape)."""
     settings: Settings = request.app.state.settings
     usage = await measure(session, auth.account_id)
@@ -158,6 +207,6 @@ async def get_storage(request: Request, auth: StorageAuth, session: DbSession) -
                 models=CategoryUsage(bytes=usage.model_bytes, count=usage.model_count),
                 exports=CategoryUsage(bytes=usage.export_bytes, count=usage.export_count),
             ),
-            top_items=[],
+            top_items=await top_items(session, auth.account_id) if details else [],
         ),
     )
