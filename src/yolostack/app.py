@@ -19,6 +19,7 @@ from yolostack.auth.ratelimit import RateLimiter, RateLimitResult, create_rate_l
 from yolostack.config import Settings, get_settings
 from yolostack.core.db import Database
 from yolostack.core.errors import (
+    Forbidden,
     Unauthorized,
     error_body,
     error_response,
@@ -129,7 +130,7 @@ async def _request_context(request: Request, call_next: Callable[[Request], Awai
             # caller costs one lookup whatever it sends, and learns nothing from validation errors.
             await identify(request)
         response: Response = await call_next(request)
-    except Unauthorized as error:
+    except (Unauthorized, Forbidden) as error:
         response = error_response(error)
     except Exception as exc:
         # Starlette renders an unhandled error outside every middleware, so the 500 would lack the

@@ -77,6 +77,31 @@ class TestInProcess:
             assert word in assert_error(response, 401, "UNAUTHORIZED")["error"]["message"]
             assert body.pulled == 0
 
+    async def test_a_key_without_the_route_s_scope_never_reads_the_body(
+        self, client: httpx.AsyncClient, database: Database, alice: User
+    ) -> None:
+        trash_only = await add_key(database, alice, scopes=["trash"])
+        for path in ("/api/projects", "/api/training/start", "/", "/v1/predict/model_x", "/api/api-keys"):
+            body = Untouched()
+            response = await client.post(
+                path,
+                content=body.chunks(),
+                headers={"Authorization": f"Bearer {trash_only}", "content-type": "application/json"},
+            )
+            assert "scope" in assert_error(response, 403, "FORBIDDEN")["error"]["message"], path
+            assert body.pulled == 0, path
+            assert response.headers["x-request-id"]
+
+    async def test_a_key_with_the_scope_gets_its_body_read(
+        self, client: httpx.AsyncClient, database: Database, alice: User
+    ) -> None:
+        projects_only = await add_key(database, alice, scopes=["projects"])
+        headers = {"Authorization": f"Bearer {projects_only}"}
+        created = ok(
+            await client.post("/api/projects", json={"project": "scoped", "name": "Scoped"}, headers=headers), 201
+        )
+        assert created["project"] == "scoped"
+
     async def test_a_valid_key_is_looked_up_once_and_recorded(self, client: httpx.AsyncClient, alice: User) -> None:
         ok(await client.post("/api/projects", json={"name": "p1"}, headers=alice.headers), 201)
         keys = ok(await client.get("/api/api-keys", headers=alice.headers))["keys"]

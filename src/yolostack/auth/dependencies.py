@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute, compile_path
 
 from yolostack.auth.ratelimit import RateLimiter, Window
 from yolostack.auth.repository import AuthRepository
@@ -119,10 +122,55 @@ async def resolve_key(session: AsyncSession, key: str | None) -> AuthContext:
 
 async def identify(request: Request) -> None:
     """Before the body is read (the request middleware): check the key in a short session of its own and keep
-    the caller on ``request.state``, so a missing or wrong key costs the server one lookup whatever it sends."""
+    the caller on ``request.state``, so a missing or wrong key costs the server one lookup whatever it sends;
+    a request with a body whose key lacks the route's scope is refused here too, before its body is read."""
     database: Database = request.app.state.database
     async with database.sessionmaker() as session:
-        request.state.auth = await resolve_key(session, read_api_key(request))
+        auth = request.state.auth = await resolve_key(session, read_api_key(request))
+    if _has_body(request):
+        scopes = route_scopes(request)
+        if scopes:
+            auth.require_any(scopes)
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+
+
+def route_scopes(request: Request) -> tuple[Scope, ...]:
+    """The scopes the route this request goes to requires (any one of them): those its authenticator
+    dependency names; none when it has none or checks by itself (a deployment's relay does, in the route)."""
+    table: list[tuple[re.Pattern[str], frozenset[str], tuple[Scope, ...]]] | None = getattr(
+        request.app.state, "route_scopes", None
+    )
+    if table is None:
+        table = request.app.state.route_scopes = _scope_table(request.app.routes)
+    path, method = request.url.path, request.method
+    for pattern, methods, scopes in table:
+        if method in methods and pattern.match(path):
+            return scopes
+    return ()
+
+
+def _scope_table(routes: Sequence[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str], tuple[Scope, ...]]]:
+    """Each API route's path pattern, methods and required scopes, in the router's order."""
+    table = []
+    for route in iter_route_contexts(routes):
+        if isinstance(route.original_route, APIRoute) and route.path is not None:
+            pattern, _, _ = compile_path(route.path)
+            table.append((pattern, frozenset(route.methods or ()), required_scopes(route.dependant)))
+    return table
+
+
+def required_scopes(dependant: Dependant) -> tuple[Scope, ...]:
+    """The scopes the first authenticator among ``dependant``'s dependencies asks for (any one of them)."""
+    pending = list(dependant.dependencies)
+    while pending:
+        dependency = pending.pop(0)
+        if isinstance(dependency.call, Authenticator | HubAuthenticator):
+            return tuple(dependency.call.scopes)
+        pending.extend(dependency.dependencies)
+    return ()
 
 
 async def authenticate(request: Request, session: DbSession) -> AuthContext:
