@@ -24,7 +24,7 @@ from tests.fixtures.factories import User, add_key
 from tests.fixtures.trash import TRASH
 from tests.models.helpers import create_model, create_project, download, uploaded_model
 from yolostack.core.db import Database
-from yolostack.exports import formats
+from yolostack_engine import export_formats as formats
 
 SEED_AND_SDK = sorted(set(formats.SEED_FORMATS) | set(formats.SDK_FORMATS))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from yolostack.exports import formats
 from yolostack.exports.service import EXPORT_DEFAULTS
 from yolostack.training.service import default_args
+from yolostack_engine import export_formats as formats
 
 
 @pytest.fixture(scope="module")

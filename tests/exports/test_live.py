@@ -21,7 +21,7 @@ import pytest
 from tests.fixtures.checkpoints import build_checkpoints, malicious_checkpoint
 from tests.fixtures.server import LiveServer, start_server
 from tests.jobs.helpers import api, ok, wait_for
-from yolostack.exports import formats
+from yolostack_engine import export_formats as formats
 
 pytestmark = pytest.mark.slow
 

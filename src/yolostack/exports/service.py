@@ -13,8 +13,6 @@ from yolostack.core.files import delete_after_commit
 from yolostack.core.ids import new_id
 from yolostack.core.pagination import PageParams
 from yolostack.core.timeutil import isoformat
-from yolostack.exports import formats
-from yolostack.exports.formats import ExportFormat
 from yolostack.exports.repository import ExportRepository
 from yolostack.exports.schemas import ExportCreate, ExportError, ExportFile, ExportSchema
 from yolostack.jobs.service import error_view
@@ -22,6 +20,8 @@ from yolostack.jobs.service import jobs as job_service
 from yolostack.models.service import ModelRow
 from yolostack.storage.service import FileLinks
 from yolostack.tables import ACTIVE_STATUSES, Account, Executor, Job, JobKind, JobStatus
+from yolostack_engine import export_formats as formats
+from yolostack_engine.export_formats import ExportFormat
 
 # General export arguments (every format), besides the format-specific ones in ``formats.EXPORT_ARGUMENTS``.
 GENERAL_ARGS = frozenset({"imgsz", "quantize", "nms", "name", "conf", "iou", "verbose"})

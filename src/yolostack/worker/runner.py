@@ -131,7 +131,7 @@ def run_export(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
 
 def _prepare_export_toolchain(name: str, work: Path) -> None:
     """Refuse at once, in words, what this node cannot export; keep the exporters offline and out of pip."""
-    from yolostack.exports.formats import canonical, missing, unavailable_message
+    from yolostack_engine.export_formats import canonical, missing, unavailable_message
 
     fmt = canonical(name)
     if fmt is None:

@@ -2,7 +2,7 @@
 takes, and what a worker needs installed to produce it.
 
 Pure data and ``importlib.metadata`` look-ups: the server checks a request without importing torch, and the
-runner (``yolostack.worker.runner``) imports this module to check its own worker before exporting.
+job runner (``yolostack.worker.runner``, a child process) imports this module to check its own worker before exporting.
 """
 
 from __future__ import annotations
