@@ -13,7 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ import httpx
 from yolostack_engine.processes import ULTRALYTICS_DIRS, private_environment
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# How long the run's final checkpoint upload keeps being retried while the server does not answer (restarting).
+FINAL_UPLOAD_PATIENCE = 300.0
 
 
 class ServerApi:
@@ -75,6 +79,30 @@ def keep_runs_in(work: Path) -> None:
         SETTINGS.update(**wanted, sync=False)  # type: ignore[no-untyped-call]
 
 
+def patient_final_upload(patience: float = FINAL_UPLOAD_PATIENCE, sleep: Callable[[float], None] = time.sleep) -> None:
+    """ultralytics tries the run's final checkpoint upload for a few seconds only, then warns that the model
+    will not be available: a server restarting at that moment (its run goes on, on Ray or after adoption)
+    would lose the run's weights. Retry it with backoff until it lands or ``patience`` runs out. The
+    periodic uploads (``progress=False``) are left as they are: the next one or the final one follows."""
+    from ultralytics.utils.callbacks import platform
+
+    upload: Callable[..., Any] = platform._upload_model
+
+    def until_it_lands(*args: Any, **kwargs: Any) -> Any:
+        result = upload(*args, **kwargs)
+        if not kwargs.get("progress"):
+            return result
+        deadline, delay = time.monotonic() + patience, 2.0
+        while result is None and time.monotonic() < deadline:
+            print(f"final checkpoint upload failed; retrying in {delay:g} s", flush=True)
+            sleep(delay)
+            delay = min(delay * 2, 30.0)
+            result = upload(*args, **kwargs)
+        return result
+
+    platform._upload_model = until_it_lands
+
+
 def run_training(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
     training = spec["training"]
     api.event("preparing")
@@ -86,6 +114,7 @@ def run_training(spec: dict[str, Any], api: ServerApi, work: Path) -> None:
     from yolostack_engine.convert.child import install_restricted_load
 
     install_restricted_load()
+    patient_final_upload()
     args = {key: value for key, value in training["trainArgs"].items() if key not in ("model", "data", "device")}
     device = "0" if spec.get("gpus") else "cpu"
     model = YOLO(training["base"])
