@@ -32,8 +32,8 @@ class Workspace:
     env: dict[str, str]
     dave_created: subprocess.CompletedProcess[str]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, env=self.env)
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env=self.env, stdin=stdin)
 
 
 def printed_key(result: subprocess.CompletedProcess[str]) -> str:
@@ -95,6 +95,26 @@ class TestUsersCreate:
         result = workspace.run("users", "create", "dave")
         assert result.returncode == 1
         assert "error: username 'dave' is taken" in result.stderr
+
+
+class TestWebSignIn:
+    def test_set_password_reads_stdin_and_refuses_a_short_one(self, workspace: Workspace) -> None:
+        short = workspace.run("users", "set-password", "dave", stdin="short\n")
+        assert short.returncode == 1
+        assert "8 to 1024 characters" in short.stderr
+        result = workspace.run("users", "set-password", "dave", stdin="a long enough password\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "Password set for dave"
+        unknown = workspace.run("users", "set-password", "nobody", stdin="a long enough password\n")
+        assert unknown.returncode == 1
+        assert "not found" in unknown.stderr
+
+    def test_sign_in_link_prints_a_one_time_link(self, workspace: Workspace) -> None:
+        result = workspace.run("users", "sign-in-link", "dave")
+        assert result.returncode == 0, result.stderr
+        assert re.fullmatch(
+            r"http://127\.0\.0\.1:\d+/login/link/[\w-]{43}  \(once, within 24 h\)", result.stdout.strip()
+        )
 
 
 class TestUsersList:
@@ -190,6 +210,21 @@ class TestServe:
         assert len(first.keys) == 1, first.output
         assert first.key is not None
         assert KEY.fullmatch(first.key)
+
+    def test_first_start_prints_a_sign_in_link_that_works_once(self, two_starts: tuple[LiveServer, LiveServer]) -> None:
+        first, second = two_starts
+        links = re.findall(rf"{re.escape(first.base_url)}/login/link/[\w-]+", first.output)
+        assert len(links) == 1, first.output
+        assert "/login/link/" not in second.output
+        with httpx.Client(timeout=10) as browser:
+            page = browser.get(links[0])
+            assert page.status_code == 200
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert csrf is not None
+            signed_in = browser.post(links[0], data={"csrf_token": csrf.group(1)}, follow_redirects=True)
+            assert signed_in.status_code == 200
+            assert "Welcome, Administrator" in signed_in.text
+            assert browser.post(links[0], data={"csrf_token": csrf.group(1)}).status_code == 401
 
     def test_admin_key_works(self, two_starts: tuple[LiveServer, LiveServer]) -> None:
         first, _ = two_starts

@@ -9,6 +9,7 @@ from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from sqlalchemy import text
 
@@ -37,6 +38,8 @@ from yolostack.storage.endpoints import router as files_router
 from yolostack.storage.service import FileLinks
 from yolostack.storage.signing import Signer, load_secret
 from yolostack.uploads.endpoints import put_router as upload_put_router
+from yolostack.web.endpoints import STATIC_DIR as WEB_STATIC_DIR
+from yolostack.web.endpoints import router as web_router
 from yolostack.worker.registry import WorkerContext, workers
 
 # The modules whose ``tasks.py`` register background workers (worker/registry.py), in start order; the app
@@ -101,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each deployment's own URL (serviceUrl): POST /d/{deploymentId}, the HUB format, no rate limit.
     app.include_router(deployment_service_router)
     _add_health_routes(app)
+    # The web app: pages for browsers (session cookies), its assets served from the package (no CDN).
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=WEB_STATIC_DIR), name="static")
     return app
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
@@ -33,6 +35,7 @@ from yolostack.storage.backends import LocalStore, create_store
 from yolostack.tables import Account, Plan
 from yolostack.watch import TARGET_HELP
 from yolostack.watch import watch as watch_job
+from yolostack.web.service import web_auth
 
 app = typer.Typer(help="yolostack: self-hosted Ultralytics Platform and HUB Inference API.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -146,8 +149,10 @@ def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable
         raise typer.Exit(1) from error
 
 
-async def _bootstrap_admin(session: AsyncSession, username: str) -> str | None:
-    """On the very first start create the admin account and return its first key (shown once)."""
+async def _bootstrap_admin(session: AsyncSession, settings: Settings) -> tuple[str, str] | None:
+    """On the very first start create the admin account; returns its first key and a one-time sign-in link's
+    token (both shown once)."""
+    username = settings.admin_username
     if await account_service.count(session) > 0:
         return None
     # Two processes starting at once on a fresh database race here; the loser's commit fails on the
@@ -159,7 +164,7 @@ async def _bootstrap_admin(session: AsyncSession, username: str) -> str | None:
     except Conflict:
         return None
     _, plaintext = await api_key_service.issue(session, admin, name="first key (created on first start)")
-    return plaintext
+    return plaintext, await web_auth.issue_link(session, settings.web, admin)
 
 
 @app.command()
@@ -210,13 +215,16 @@ def _claim_data_dir(settings: Settings) -> Path:
 def _serve(settings: Settings) -> None:
     """Migrate, create the first admin, print the banner and run uvicorn until it stops."""
     try:
-        first_key = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings.admin_username))
+        first = _run_in_session(settings, lambda session: _bootstrap_admin(session, settings))
     except IntegrityError:
-        first_key = None
+        first = None
     typer.echo(f"yolostack {settings.environment} · database {_redacted(settings.resolved_database_url)}")
-    if first_key is not None:
+    if first is not None:
+        first_key, link_token = first
         typer.echo(f"Created admin account '{settings.admin_username}'. Its API key (shown only this once):")
         typer.echo(f"  API key: {first_key}")
+        typer.echo(f"  Sign in to the web app (once, within {settings.web.sign_in_link_ttl_hours:g} h):")
+        typer.echo(f"  {settings.base_url}/login/link/{link_token}")
     typer.echo(f"Serving on {settings.base_url}  (API docs: {settings.base_url}/api/docs)")
     typer.echo(f"  export ULTRALYTICS_PLATFORM_URL={settings.base_url}")
     from yolostack.app import create_app
@@ -267,6 +275,43 @@ def create_user(
     account, plaintext = _run_in_session(_admin_settings(data_dir), work)
     typer.echo(f"Created {account.username} ({account.id}, plan {account.plan})")
     typer.echo(f"API key (shown only this once): {plaintext}")
+
+
+@users_app.command("set-password")
+def set_password(
+    username: Annotated[str, typer.Argument(help="The account whose web sign-in password to set")],
+    data_dir: DataDir = None,
+) -> None:
+    """Set an account's password for the web app: asked twice on a terminal, else read from stdin's first line."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            typer.echo("error: the two passwords differ", err=True)
+            raise typer.Exit(1)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def work(session: AsyncSession) -> Account:
+        return await web_auth.set_password(session, username, password)
+
+    account = _run_in_session(_admin_settings(data_dir), work)
+    typer.echo(f"Password set for {account.username}")
+
+
+@users_app.command("sign-in-link")
+def sign_in_link(
+    username: Annotated[str, typer.Argument(help="The account the link signs in")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print a one-time link that signs the account in to the web app."""
+    settings = _admin_settings(data_dir)
+
+    async def work(session: AsyncSession) -> str:
+        account = await account_service.get_by_username(session, username)
+        return await web_auth.issue_link(session, settings.web, account)
+
+    token = _run_in_session(settings, work)
+    typer.echo(f"{settings.base_url}/login/link/{token}  (once, within {settings.web.sign_in_link_ttl_hours:g} h)")
 
 
 @users_app.command("list")

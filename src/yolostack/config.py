@@ -195,6 +195,15 @@ class LimitSettings(BaseModel):
         return {"json_bytes": self.json_body_bytes, "form_bytes": form, "json_max_depth": self.json_max_depth}
 
 
+class WebSettings(BaseModel):
+    """The web app's sign-in."""
+
+    session_ttl_hours: float = Field(default=168.0, gt=0, description="A browser session ends this long after sign-in")
+    sign_in_link_ttl_hours: float = Field(default=24.0, gt=0)
+    # Per client address and per username: a password guesser gets this many tries a minute.
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YOLOSTACK_",
@@ -222,6 +231,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     deployments: DeploymentSettings = DeploymentSettings()
     limits: LimitSettings = LimitSettings()
+    web: WebSettings = WebSettings()
     # A Ray cluster's dashboard (Jobs API) address, e.g. http://127.0.0.1:8265, for YOLOSTACK_JOBS__EXECUTOR=ray.
     ray_address: str | None = None
     ray_token: str | None = None

@@ -12,6 +12,12 @@ from yolostack.core.ids import new_id
 from yolostack.core.slugs import is_slug
 from yolostack.tables import Account, AccountType, Plan
 
+# First path segments of the app's own pages and routes: a user named so would shadow them (spec §8), since
+# an owner's pages sit at /{owner}/….
+RESERVED_USERNAMES = frozenset(
+    {"api", "d", "files", "health", "ready", "login", "logout", "settings", "static", "v1", "docs", "new"}
+)
+
 
 class AccountService:
     async def create(
@@ -25,6 +31,8 @@ class AccountService:
     ) -> Account:
         if not is_slug(username):
             raise BadRequest("username must be lowercase letters, digits and single hyphens ([a-z0-9-])")
+        if username in RESERVED_USERNAMES:
+            raise BadRequest(f"username '{username}' is reserved for the web app's own pages")
         repository = AccountRepository(session)
         if await repository.get_by_username(username) is not None:
             raise Conflict(f"username '{username}' is taken")

@@ -19,6 +19,7 @@ from yolostack.tables.job import ACTIVE_STATUSES, FINISHED_STATUSES, Executor, J
 from yolostack.tables.model import Model, ModelStatus, ServingStatus
 from yolostack.tables.project import Project, Visibility
 from yolostack.tables.upload_session import UploadSession, UploadStatus
+from yolostack.tables.web_session import SignInLink, WebSession
 from yolostack.tables.webhook import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
@@ -49,10 +50,12 @@ __all__ = [
     "Plan",
     "Project",
     "ServingStatus",
+    "SignInLink",
     "Table",
     "UploadSession",
     "UploadStatus",
     "Visibility",
+    "WebSession",
     "image_key",
     "DeliveryStatus",
     "Webhook",

@@ -29,3 +29,5 @@ class Account(IdMixin, TimestampMixin, Table):
     # Enterprise limits are configurable per account; NULL means the plan's default.
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     rate_limit_per_day: Mapped[int | None] = mapped_column(Integer, default=None)
+    # argon2id (``core.crypto.hash_password``); NULL: no password, the web app is entered with a key or link.
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
