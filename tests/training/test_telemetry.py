@@ -25,7 +25,8 @@ class TestTrainingStarted:
         assert reply["modelId"].startswith("model_")
         assert isinstance(reply["runId"], int)
         assert reply["modelSlug"] == "exp"
-        assert reply["modelUrl"].endswith("/api/models/alice/shapes-lab/exp")
+        assert reply["modelUrl"].endswith("/alice/shapes-lab/exp")  # the model page, not the API
+        assert "/api/" not in reply["modelUrl"]
         assert reply["cancelled"] is False
         project = ok(await client.get("/api/projects/alice/shapes-lab", headers=alice.headers))["project"]
         assert project["visibility"] == "private"
@@ -53,7 +54,7 @@ class TestTrainingStarted:
         self, client: httpx.AsyncClient, alice: User, bob: User
     ) -> None:
         reply = await start_run(client, alice, project="bob/secret")
-        assert reply["modelUrl"].endswith("/api/models/alice/bob-secret/exp")
+        assert reply["modelUrl"].endswith("/alice/bob-secret/exp")
         assert_error(await client.get("/api/projects/bob/secret", headers=bob.headers), 404, "NOT_FOUND")
 
     async def test_resume_with_model_id_starts_a_new_run_of_that_model(

@@ -18,12 +18,10 @@ from yolostack.core.ids import is_id
 from yolostack.core.limits import limit_body
 from yolostack.core.pagination import MAX_LIMIT, PageMeta, PageParamsQuery
 from yolostack.core.responses import Body, ClientResponse, SeedPage, SeedResponse, both, client, errors, link, seed
-from yolostack.models.repository import ModelRow
 from yolostack.models.schemas import (
     ModelCreate,
     ModelCreated,
     ModelDetail,
-    ModelFile,
     ModelFiles,
     ModelList,
     ModelRead,
@@ -34,8 +32,8 @@ from yolostack.models.schemas import (
     Task,
     Trashed,
 )
+from yolostack.models.service import download_files, model_detail, model_view
 from yolostack.models.service import model as model_service
-from yolostack.models.service import model_detail, model_view
 from yolostack.storage.service import FileLinks, Files
 from yolostack.storage.usage import ensure_room
 
@@ -51,24 +49,6 @@ def _region(request: Request) -> str:
 
 def wake_conversions(request: Request) -> None:
     request.app.state.conversion_task.wake()
-
-
-def model_files(links: FileLinks, row: ModelRow) -> list[ModelFile]:
-    """The checkpoint first (``ultralytics`` takes ``files[0]`` for ``ul://``), then the served ONNX."""
-    model = row[0]
-    if model.weights_key is None or model.weights_name is None:
-        return []
-    files = [
-        ModelFile(
-            name=model.weights_name,
-            size=model.weights_size,
-            download_url=links.download_url(model.weights_key, model.weights_name),
-        )
-    ]
-    if model.serving_key is not None:
-        key = f"{model.serving_key}/model.onnx"
-        files.append(ModelFile(name="model.onnx", size=None, download_url=links.download_url(key, "model.onnx")))
-    return files
 
 
 @router.get("", response_model=SeedPage[ModelSchema])
@@ -239,7 +219,7 @@ async def get_files_or_list_project(
     """``/api/models/{modelId}/files`` (seed) or ``/api/models/{owner}/{project}`` (clients' list)."""
     if is_id(first) and second == "files":
         row = await model_service.get_by_id(session, auth.account, first)
-        files = model_files(links, row)
+        files = download_files(links, row)
         return both(files, files=files)
     models = await model_service.list_in_project(session, auth.account, first, second, limit)
     return client(models=models, total=len(models), region=_region(request))
@@ -284,5 +264,5 @@ async def get_model_files(
 ) -> Body:
     """Signed download links, the .pt first: ``YOLO("ul://owner/project/model")`` reads ``files[0]``."""
     row = await model_service.get_by_slug(session, auth.account, owner, project, model)
-    files = model_files(links, row)
+    files = download_files(links, row)
     return both(files, files=files)

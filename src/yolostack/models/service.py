@@ -17,9 +17,18 @@ from yolostack.core.pagination import PageParams
 from yolostack.core.slugs import slugify
 from yolostack.models.repository import ModelRepository
 from yolostack.models.repository import ModelRow as ModelRow  # what get_by_id/get_by_slug hand other domains
-from yolostack.models.schemas import TRAINING_DETAILS, ModelCreate, ModelDetail, ModelSchema, ModelUpdate, ServingState
+from yolostack.models.schemas import (
+    TRAINING_DETAILS,
+    ModelCreate,
+    ModelDetail,
+    ModelFile,
+    ModelSchema,
+    ModelUpdate,
+    ServingState,
+)
 from yolostack.projects.service import project as project_service
 from yolostack.storage.backends import ObjectStore
+from yolostack.storage.service import FileLinks
 from yolostack.tables import Account, Model, ModelStatus, Project, ServingStatus, UploadSession, UploadStatus
 from yolostack.trash.service import trash as trash_service
 
@@ -83,6 +92,24 @@ def model_detail(model: Model, project: Project, owner: str) -> dict[str, Any]:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def download_files(links: FileLinks, row: ModelRow) -> list[ModelFile]:
+    """The checkpoint first (``ultralytics`` takes ``files[0]`` for ``ul://``), then the served ONNX."""
+    model = row[0]
+    if model.weights_key is None or model.weights_name is None:
+        return []
+    files = [
+        ModelFile(
+            name=model.weights_name,
+            size=model.weights_size,
+            download_url=links.download_url(model.weights_key, model.weights_name),
+        )
+    ]
+    if model.serving_key is not None:
+        key = f"{model.serving_key}/model.onnx"
+        files.append(ModelFile(name="model.onnx", size=None, download_url=links.download_url(key, "model.onnx")))
+    return files
 
 
 class ModelService(OwnedService[Model, Account, ModelRow]):

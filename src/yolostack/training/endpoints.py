@@ -95,8 +95,7 @@ async def gpu_availability(request: Request, _: TrainingAuth) -> Body:
 
 
 async def _status(session: AsyncSession, row: ModelRow) -> Body:
-    job = await TrainingRepository(session).latest_training(row[0].id)
-    view = None if job is None else training_view(job)
+    view = await training_service.latest_view(session, row)
     return both({"job": view}, job=view)
 
 

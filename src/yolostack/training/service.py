@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yolostack.core.errors import AppError, BadRequest, Conflict, NotFound
 from yolostack.core.ids import is_id, new_id
 from yolostack.datasets.service import dataset as dataset_service
+from yolostack.jobs.service import training_view
 from yolostack.models.service import ModelRow
 from yolostack.tables import Account, Dataset, DatasetStatus, Executor, Job, JobKind, JobStatus, ModelStatus
 from yolostack.training.repository import TrainingRepository
@@ -67,6 +68,11 @@ def _invalid(field: str, message: str) -> BadRequest:
 
 
 class TrainingService:
+    async def latest_view(self, session: AsyncSession, row: ModelRow) -> dict[str, Any] | None:
+        """The model's latest training run as ``GET …/training`` shows it (None: it never trained)."""
+        job = await TrainingRepository(session).latest_training(row[0].id)
+        return None if job is None else training_view(job)
+
     async def start(
         self,
         session: AsyncSession,

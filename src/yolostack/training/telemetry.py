@@ -69,7 +69,7 @@ class TelemetryService:
             "modelId": model.id,
             "runId": job.run_id,
             "modelSlug": model.slug,
-            "modelUrl": f"{base_url}/api/models/{owner}/{project}/{model.slug}",
+            "modelUrl": f"{base_url}/{owner}/{project}/{model.slug}",  # the model's page in the web app
             "mode": _mode(job),
         }
 

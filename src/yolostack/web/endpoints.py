@@ -25,10 +25,16 @@ from yolostack.auth.ratelimit import RateLimiter, Window
 from yolostack.auth.scopes import Scope
 from yolostack.config import Settings
 from yolostack.core.db import DbSession
-from yolostack.core.errors import AppError, RateLimited
+from yolostack.core.errors import AppError, NotFound, RateLimited
 from yolostack.core.pagination import PageParams
 from yolostack.core.timeutil import utcnow
+from yolostack.datasets.service import dataset as dataset_service
+from yolostack.models.service import download_files, model_view
+from yolostack.models.service import model as model_service
+from yolostack.projects.service import project as project_service
+from yolostack.storage.service import Files
 from yolostack.storage.usage import measure, quota
+from yolostack.training.service import training as training_service
 from yolostack.web.auth import (
     SESSION_COOKIE,
     PageAction,
@@ -45,6 +51,8 @@ from yolostack.web.service import SignedIn, web_auth
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC_DIR = Path(__file__).parent / "static"
+# First segments of the API and of signed links: an unknown path there is the API's JSON 404, never a page.
+NOT_PAGES = ("/api/", "/v1/", "/d/", "/files/", "/static/")
 TITLES = {401: "Sign in required", 403: "Not allowed", 404: "Not found", 422: "Check the form", 429: "Slow down"}
 
 
@@ -68,6 +76,9 @@ class PageRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
+            if request.url.path.startswith(NOT_PAGES):
+                # An API-looking path no API route took (/{owner}/… matched it): the API's JSON 404.
+                raise NotFound(f"no route {request.method} {request.url.path}")
             try:
                 return await handle(request)
             except SignInRequired:
@@ -269,3 +280,52 @@ async def create_api_key(
 async def revoke_api_key(session: DbSession, user: PageAction, key_id: str) -> Response:
     await api_key_service.revoke(session, user.auth.account_id, key_id[:64], by=user.auth)
     return RedirectResponse("/settings/api-keys", status_code=303)
+
+
+# --- an owner's resources, at the URLs the clients print -------------------------------------------------------------
+
+
+@router.get("/{owner}/datasets/{dataset}")
+async def dataset_page(request: Request, session: DbSession, user: PageUser, owner: str, dataset: str) -> HTMLResponse:
+    row = await dataset_service.get_by_slug(session, user.auth.account, owner, dataset)
+    return render(request, "dataset.html", dataset=await dataset_service.detail(session, row))
+
+
+@router.get("/{owner}/{project}/{model}/live")
+async def model_live(
+    request: Request, session: DbSession, links: Files, user: PageUser, owner: str, project: str, model: str
+) -> HTMLResponse:
+    """The model page's changing part, polled by htmx every 5 s while a run is active."""
+    context = await _model_context(session, links, user, owner, project, model)
+    return render(request, "model_live_poll.html", **context)
+
+
+@router.get("/{owner}/{project}/{model}")
+async def model_page(
+    request: Request, session: DbSession, links: Files, user: PageUser, owner: str, project: str, model: str
+) -> HTMLResponse:
+    return render(request, "model.html", **await _model_context(session, links, user, owner, project, model))
+
+
+async def _model_context(
+    session: DbSession, links: Files, user: SignedIn, owner: str, project: str, model: str
+) -> dict[str, Any]:
+    row = await model_service.get_by_slug(session, user.auth.account, owner, project, model)
+    found, found_project, found_owner = row
+    training = await training_service.latest_view(session, row)
+    live = training is not None and training["status"] in ("queued", "starting", "running")
+    return {
+        "model": model_view(found, found_project, found_owner.username),
+        "training": training,
+        "files": download_files(links, row),
+        "live": live,
+    }
+
+
+@router.get("/{owner}/{project}")
+async def project_page(request: Request, session: DbSession, user: PageUser, owner: str, project: str) -> HTMLResponse:
+    row = await project_service.get_by_slug(session, user.auth.account, owner, project)
+    view, models = await project_service.detail(session, user.auth.account, row)
+    found, found_owner = row
+    views = [model_view(model, found, found_owner.username) for model in models]
+    return render(request, "project.html", project=view, models=views)
