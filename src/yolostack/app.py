@@ -38,8 +38,8 @@ from yolostack.storage.endpoints import router as files_router
 from yolostack.storage.service import FileLinks
 from yolostack.storage.signing import Signer, load_secret
 from yolostack.uploads.endpoints import put_router as upload_put_router
-from yolostack.web.endpoints import STATIC_DIR as WEB_STATIC_DIR
 from yolostack.web.endpoints import router as web_router
+from yolostack.web.pages import STATIC_DIR as WEB_STATIC_DIR
 from yolostack.worker.registry import WorkerContext, workers
 
 # The modules whose ``tasks.py`` register background workers (worker/registry.py), in start order; the app
@@ -105,8 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deployment_service_router)
     _add_health_routes(app)
     # The web app: pages for browsers (session cookies), its assets served from the package (no CDN).
-    app.include_router(web_router)
+    # (the assets first: the owner pages' /{owner}/{project} would take /static/app.css)
     app.mount("/static", StaticFiles(directory=WEB_STATIC_DIR), name="static")
+    app.include_router(web_router)
     return app
 
 

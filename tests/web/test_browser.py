@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.fixtures.database import IN_CI
 from tests.fixtures.server import LiveServer, run_cli, serving
+from tests.fixtures.synthetic import make_yolo_detect, zip_dir
 
 pytestmark = [pytest.mark.slow]
 
@@ -63,11 +64,25 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab; a script error, or an asset (script, stylesheet, icon, fetch) that failed to load,
+    on any page it opened fails the test. Pages themselves may answer 401 or 404: the tests ask for those."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
     try:
-        yield context.new_page()
+        tab = context.new_page()
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.on(
+            "response",
+            lambda response: (
+                errors.append(f"{response.status} {response.url}")
+                if response.status >= 400 and response.request.resource_type != "document"
+                else None
+            ),
+        )
+        yield tab
     finally:
         context.close()
+    assert errors == [], errors
 
 
 def shot(page: Page, name: str) -> None:
@@ -155,3 +170,23 @@ class TestApiKeys:
             shot(phone, "api-keys-390px")
         finally:
             context.close()
+
+
+class TestDatasetUpload:
+    def test_an_archive_uploaded_in_the_browser_is_ingested(
+        self, server: LiveServer, page: Page, tmp_path: Path
+    ) -> None:
+        archive = zip_dir(make_yolo_detect(tmp_path / "src", images=6), tmp_path / "shapes.zip")
+        sign_in_with_password(page, server)
+        page.get_by_role("link", name="Datasets").click()
+        page.get_by_label("Name").fill("Browser shapes")
+        page.get_by_role("button", name="Create dataset").click()
+        expect(page).to_have_url(f"{server.base_url}/admin/datasets/browser-shapes")
+        page.get_by_label("Drop a dataset archive here", exact=False).set_input_files(str(archive))
+        expect(page.locator("[data-ingest-status]")).to_have_attribute(
+            "data-ingest-status", "completed", timeout=90_000
+        )
+        expect(page.locator("#ingest-status")).to_contain_text("6 / 6 images")
+        shot(page, "dataset-ingested")
+        page.reload()
+        expect(page.get_by_text("6 (train")).to_be_visible()

@@ -215,3 +215,13 @@ class TestReservedUsernames:
         async with database.sessionmaker() as session:
             with pytest.raises(BadRequest, match="reserved"):
                 await account_service.create(session, username=username)
+
+
+class TestAssets:
+    @pytest.mark.parametrize(
+        "path", ["/static/app.css", "/static/upload.js", "/static/favicon.svg", "/static/vendor/htmx/htmx.min.js"]
+    )
+    async def test_served_from_the_package(self, client: httpx.AsyncClient, path: str) -> None:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert len(response.content) > 100

@@ -1,21 +1,15 @@
-"""The web app's pages: sign-in, home and API keys. A page calls the same services as the API and renders a
-template; it never builds SQL. Errors render as pages (``PageRoute``): a missing session redirects to the
-sign-in page, another account's resource is a 404 page."""
+"""The web app's pages for signing in, the home page and API keys; ``resources`` adds the datasets and the pages
+at the URLs the clients print. A page calls the same services as the API and renders a template; it never
+builds SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yolostack.account.service import account as account_service
 from yolostack.activity.service import activity as activity_service
@@ -23,101 +17,31 @@ from yolostack.api_keys.schemas import ApiKeyCreate
 from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.ratelimit import RateLimiter, Window
 from yolostack.auth.scopes import Scope
-from yolostack.config import Settings
 from yolostack.core.db import DbSession
-from yolostack.core.errors import AppError, NotFound, RateLimited
+from yolostack.core.errors import AppError, RateLimited
 from yolostack.core.pagination import PageParams
 from yolostack.core.timeutil import utcnow
-from yolostack.datasets.service import dataset as dataset_service
-from yolostack.models.service import download_files, model_view
-from yolostack.models.service import model as model_service
-from yolostack.projects.service import project as project_service
-from yolostack.storage.service import Files
 from yolostack.storage.usage import measure, quota
-from yolostack.training.service import training as training_service
 from yolostack.web.auth import (
     SESSION_COOKIE,
     PageAction,
     PageUser,
-    SignInRequired,
     check_login_csrf,
     csrf_checked,
     keep_login_csrf,
     login_csrf,
-    login_url,
     set_session_cookie,
 )
+from yolostack.web.pages import (
+    PageRoute,
+    first_problem,
+    render,
+    settings_of,
+)
+from yolostack.web.resources import router as resources_router
 from yolostack.web.service import SignedIn, web_auth
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-STATIC_DIR = Path(__file__).parent / "static"
-# First segments of the API and of signed links: an unknown path there is the API's JSON 404, never a page.
-NOT_PAGES = ("/api/", "/v1/", "/d/", "/files/", "/static/")
-TITLES = {401: "Sign in required", 403: "Not allowed", 404: "Not found", 422: "Check the form", 429: "Slow down"}
-
-
-def filesize(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
-
-
-TEMPLATES.env.filters["filesize"] = filesize
-
-
-class PageRoute(APIRoute):
-    """A route that answers in HTML when it fails: a missing session redirects to ``/login?next=…``; any
-    other error is an error page with its status (the API's JSON shape is for API clients)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def page_handler(request: Request) -> Response:
-            if request.url.path.startswith(NOT_PAGES):
-                # An API-looking path no API route took (/{owner}/… matched it): the API's JSON 404.
-                raise NotFound(f"no route {request.method} {request.url.path}")
-            try:
-                return await handle(request)
-            except SignInRequired:
-                return RedirectResponse(login_url(request), status_code=303)
-            except AppError as error:
-                return error_page(request, error.status_code, error.message)
-            except (RequestValidationError, ValidationError) as error:
-                return error_page(request, 422, _first_problem(error))
-            except StarletteHTTPException as error:
-                return error_page(request, error.status_code, str(error.detail))
-
-        return page_handler
-
-
 router = APIRouter(route_class=PageRoute, include_in_schema=False, default_response_class=HTMLResponse)
-
-
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.setdefault("user", getattr(request.state, "page_user", None))
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-
-
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    title = TITLES.get(status, "Something went wrong")
-    return render(request, "error.html", status, status=status, title=title, message=message)
-
-
-def _first_problem(error: RequestValidationError | ValidationError) -> str:
-    problems = error.errors()
-    if not problems:
-        return "Check the form"
-    first = problems[0]
-    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
-    return f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid"))
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _safe_next(target: str | None) -> str:
@@ -130,7 +54,7 @@ def _safe_next(target: str | None) -> str:
 async def _limit_attempts(request: Request, username: str) -> None:
     """Password guesses are bounded per client address and per username."""
     limiter: RateLimiter = request.app.state.rate_limiter
-    windows = (Window(_settings(request).web.login_attempts_per_minute, 60),)
+    windows = (Window(settings_of(request).web.login_attempts_per_minute, 60),)
     client = request.client.host if request.client else "unknown"
     for bucket in (f"login-ip:{client}", f"login-user:{username.strip().lower()[:128]}"):
         result = await limiter.hit(bucket, windows)
@@ -140,7 +64,7 @@ async def _limit_attempts(request: Request, username: str) -> None:
 
 def _signed_in(request: Request, signed_in: SignedIn, target: str) -> RedirectResponse:
     response = RedirectResponse(target, status_code=303)
-    max_age = int(timedelta(hours=_settings(request).web.session_ttl_hours).total_seconds())
+    max_age = int(timedelta(hours=settings_of(request).web.session_ttl_hours).total_seconds())
     set_session_cookie(request, response, signed_in.token, max_age)
     return response
 
@@ -169,7 +93,7 @@ async def sign_in(
     check_login_csrf(request, csrf_token)
     target = _safe_next(next)
     user_agent = request.headers.get("user-agent")
-    settings = _settings(request).web
+    settings = settings_of(request).web
     try:
         await _limit_attempts(request, username or "(api key)")
         if api_key.strip():
@@ -219,7 +143,7 @@ async def sign_in_with_link(
     check_login_csrf(request, csrf_token)
     account = await web_auth.use_link(session, token[:128])
     signed_in = await web_auth.open(
-        session, _settings(request).web, account, user_agent=request.headers.get("user-agent"), how="sign-in link"
+        session, settings_of(request).web, account, user_agent=request.headers.get("user-agent"), how="sign-in link"
     )
     return _signed_in(request, signed_in, "/")
 
@@ -232,7 +156,7 @@ async def home(request: Request, session: DbSession, user: PageUser) -> HTMLResp
     account = user.auth.account
     summary = await account_service.summary(session, account)
     used = (await measure(session, account.id)).total
-    limit = quota(_settings(request), account)
+    limit = quota(settings_of(request), account)
     events, _ = await activity_service.list_events(session, account.id, PageParams(page=1, limit=10))
     storage = {"used": used, "limit": limit, "percent": round(100 * used / limit, 1) if limit else 0}
     return render(request, "home.html", nav="home", summary=summary, storage=storage, events=events)
@@ -271,7 +195,7 @@ async def create_api_key(
             {"name": name, "scopes": scopes or [], "expiresAt": utcnow() + timedelta(days=days) if days else None}
         )
     except ValidationError as error:
-        return await _api_keys(request, session, user, 422, error=_first_problem(error))
+        return await _api_keys(request, session, user, 422, error=first_problem(error))
     key, plaintext = await api_key_service.create(session, user.auth, data)
     return await _api_keys(request, session, user, 201, created=key, created_key=plaintext)
 
@@ -282,50 +206,5 @@ async def revoke_api_key(session: DbSession, user: PageAction, key_id: str) -> R
     return RedirectResponse("/settings/api-keys", status_code=303)
 
 
-# --- an owner's resources, at the URLs the clients print -------------------------------------------------------------
-
-
-@router.get("/{owner}/datasets/{dataset}")
-async def dataset_page(request: Request, session: DbSession, user: PageUser, owner: str, dataset: str) -> HTMLResponse:
-    row = await dataset_service.get_by_slug(session, user.auth.account, owner, dataset)
-    return render(request, "dataset.html", dataset=await dataset_service.detail(session, row))
-
-
-@router.get("/{owner}/{project}/{model}/live")
-async def model_live(
-    request: Request, session: DbSession, links: Files, user: PageUser, owner: str, project: str, model: str
-) -> HTMLResponse:
-    """The model page's changing part, polled by htmx every 5 s while a run is active."""
-    context = await _model_context(session, links, user, owner, project, model)
-    return render(request, "model_live_poll.html", **context)
-
-
-@router.get("/{owner}/{project}/{model}")
-async def model_page(
-    request: Request, session: DbSession, links: Files, user: PageUser, owner: str, project: str, model: str
-) -> HTMLResponse:
-    return render(request, "model.html", **await _model_context(session, links, user, owner, project, model))
-
-
-async def _model_context(
-    session: DbSession, links: Files, user: SignedIn, owner: str, project: str, model: str
-) -> dict[str, Any]:
-    row = await model_service.get_by_slug(session, user.auth.account, owner, project, model)
-    found, found_project, found_owner = row
-    training = await training_service.latest_view(session, row)
-    live = training is not None and training["status"] in ("queued", "starting", "running")
-    return {
-        "model": model_view(found, found_project, found_owner.username),
-        "training": training,
-        "files": download_files(links, row),
-        "live": live,
-    }
-
-
-@router.get("/{owner}/{project}")
-async def project_page(request: Request, session: DbSession, user: PageUser, owner: str, project: str) -> HTMLResponse:
-    row = await project_service.get_by_slug(session, user.auth.account, owner, project)
-    view, models = await project_service.detail(session, user.auth.account, row)
-    found, found_owner = row
-    views = [model_view(model, found, found_owner.username) for model in models]
-    return render(request, "project.html", project=view, models=views)
+# The owners' pages last: /{owner}/{project} would take /datasets/… and /settings/….
+router.include_router(resources_router)
