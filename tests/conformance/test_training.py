@@ -139,7 +139,20 @@ class TestUserSideTraining:
         result = run([sys.executable, "-c", script], env, work)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-6000:]
-        assert f"View model at {live_server.base_url}/api/models/admin/mine/exp" in output
+        # The link the trainer prints is the model's page in the web app: it opens once signed in.
+        page_url = f"{live_server.base_url}/admin/mine/exp"
+        assert f"View model at {page_url}" in output
+        with httpx.Client(base_url=live_server.base_url, timeout=30) as browser:
+            form = browser.get("/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf is not None
+            signed_in = browser.post(
+                "/login", data={"csrf_token": csrf.group(1), "api_key": admin_key, "next": "/admin/mine/exp"}
+            )
+            assert signed_in.headers["location"] == "/admin/mine/exp"
+            page = browser.get(page_url)
+            assert page.status_code == 200
+            assert 'YOLO("ul://admin/mine/exp")' in page.text
         model = get(live_server, admin_key, "/api/models/admin/mine/exp")["model"]
         assert model["status"] == "completed"
         assert [row["epoch"] for row in model["trainResults"]] == [0, 1]

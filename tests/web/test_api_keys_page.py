@@ -6,12 +6,16 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.fixtures.factories import User
 from tests.web.test_sign_in import csrf_of, signed_in
 from yolostack.core.db import Database
 
 NEW_KEY = re.compile(r'id="new-key" readonly value="(ul_[0-9a-f]{40})"')
+
+# Page mechanics over the services: the sessions' database work has its PostgreSQL run in test_sign_in.py.
+pytestmark = [pytest.mark.sqlite_only]
 
 
 async def create_key(client: httpx.AsyncClient, csrf: str, **fields: object) -> httpx.Response:

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -190,3 +191,29 @@ class TestDatasetUpload:
         shot(page, "dataset-ingested")
         page.reload()
         expect(page.get_by_text("6 (train")).to_be_visible()
+
+
+class TestTrash:
+    def test_trash_and_restore(self, server: LiveServer, page: Page) -> None:
+        assert server.key is not None
+        created = httpx.post(
+            f"{server.base_url}/api/projects",
+            headers={"Authorization": f"Bearer {server.key}"},
+            json={"project": "to-restore", "name": "To restore"},
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        deleted = httpx.delete(
+            f"{server.base_url}/api/projects/admin/to-restore",
+            headers={"Authorization": f"Bearer {server.key}"},
+            timeout=30,
+        )
+        assert deleted.status_code < 300, deleted.text
+        sign_in_with_password(page, server)
+        page.get_by_role("link", name="Trash").click()
+        expect(page.get_by_role("cell", name="To restore", exact=True)).to_be_visible()
+        shot(page, "trash")
+        page.get_by_role("button", name="Restore To restore").click()
+        expect(page.get_by_text("The trash is empty.")).to_be_visible()
+        page.goto(f"{server.base_url}/admin/to-restore")
+        expect(page.get_by_role("heading", name="To restore")).to_be_visible()

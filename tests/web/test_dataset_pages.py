@@ -9,11 +9,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.fixtures.factories import User
 from tests.fixtures.synthetic import make_yolo_detect, zip_dir
 from tests.web.test_sign_in import signed_in
 from yolostack.core.db import Database
+
+# Page mechanics over the services: the sessions' database work has its PostgreSQL run in test_sign_in.py.
+pytestmark = [pytest.mark.sqlite_only]
 
 
 async def create_dataset(client: httpx.AsyncClient, csrf: str, name: str) -> httpx.Response:

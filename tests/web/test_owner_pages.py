@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.fixtures.factories import User, create_model
 from tests.fixtures.trash import create_project
 from tests.web.test_sign_in import signed_in
 from yolostack.core.db import Database
+
+# Page mechanics over the services: the sessions' database work has its PostgreSQL run in test_sign_in.py.
+pytestmark = [pytest.mark.sqlite_only]
 
 
 class TestModelPage:
@@ -59,7 +63,13 @@ class TestDatasetPage:
 
 class TestApiPathsStayApi:
     async def test_an_unknown_api_path_is_the_json_404(self, client: httpx.AsyncClient, alice: User) -> None:
-        for path in ("/api/nothing/here", "/api/a/b/c", "/v1/a/b"):
-            response = await client.get(path, headers=alice.headers)
+        for method, path in (
+            ("GET", "/api/nothing/here"),
+            ("GET", "/api/a/b/c"),
+            ("GET", "/v1/a/b"),
+            # No webhook id: the page /{owner}/{project}/{model} has the path (GET only) but is not a match.
+            ("DELETE", "/api/webhooks/0"),
+        ):
+            response = await client.request(method, path, headers=alice.headers)
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "NOT_FOUND", path

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -18,10 +18,11 @@ from yolostack.api_keys.service import api_key as api_key_service
 from yolostack.auth.ratelimit import RateLimiter, Window
 from yolostack.auth.scopes import Scope
 from yolostack.core.db import DbSession
-from yolostack.core.errors import AppError, RateLimited
+from yolostack.core.errors import AppError, NotFound, RateLimited
 from yolostack.core.pagination import PageParams
 from yolostack.core.timeutil import utcnow
 from yolostack.storage.usage import measure, quota
+from yolostack.trash.service import trash as trash_service
 from yolostack.web.auth import (
     SESSION_COOKIE,
     PageAction,
@@ -204,6 +205,72 @@ async def create_api_key(
 async def revoke_api_key(session: DbSession, user: PageAction, key_id: str) -> Response:
     await api_key_service.revoke(session, user.auth.account_id, key_id[:64], by=user.auth)
     return RedirectResponse("/settings/api-keys", status_code=303)
+
+
+# --- activity and trash --------------------------------------------------------------------------------------------
+
+
+@router.get("/activity")
+async def activity_page(
+    request: Request,
+    session: DbSession,
+    user: PageUser,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    archived: bool = False,
+) -> HTMLResponse:
+    user.auth.require(Scope.activity)
+    account_id = user.auth.account_id
+    events, total = await activity_service.list_events(
+        session, account_id, PageParams(page=1, limit=100), search=search or None, archived=archived
+    )
+    unseen = await activity_service.count_unseen(session, account_id)
+    return render(
+        request,
+        "activity.html",
+        nav="activity",
+        events=events,
+        total=total,
+        unseen=unseen,
+        search=search,
+        archived=archived,
+    )
+
+
+@router.post("/activity/mark-seen")
+async def mark_activity_seen(session: DbSession, user: PageAction) -> Response:
+    user.auth.require(Scope.activity)
+    await activity_service.mark_seen(session, user.auth.account_id, None)
+    return RedirectResponse("/activity", status_code=303)
+
+
+@router.post("/activity/archive")
+async def archive_activity(session: DbSession, user: PageAction) -> Response:
+    user.auth.require(Scope.activity)
+    await activity_service.archive(session, user.auth.account_id, None)
+    return RedirectResponse("/activity", status_code=303)
+
+
+@router.get("/trash")
+async def trash_page(request: Request, session: DbSession, user: PageUser) -> HTMLResponse:
+    user.auth.require(Scope.trash)
+    items = await trash_service.list_items(session, user.auth.account_id, None)
+    return render(request, "trash.html", nav="trash", items=items)
+
+
+@router.post("/trash/{kind}/{item_id}/restore")
+async def restore_from_trash(session: DbSession, user: PageAction, kind: str, item_id: str) -> Response:
+    user.auth.require(Scope.trash)
+    if kind not in ("project", "dataset", "model"):
+        raise NotFound(f"no {kind[:32]} in the trash")
+    await trash_service.restore(session, user.auth.account_id, kind, item_id[:64])
+    return RedirectResponse("/trash", status_code=303)
+
+
+@router.post("/trash/empty")
+async def empty_trash(session: DbSession, user: PageAction) -> Response:
+    user.auth.require(Scope.trash)
+    await trash_service.empty(session, user.auth.account_id)
+    return RedirectResponse("/trash", status_code=303)
 
 
 # The owners' pages last: /{owner}/{project} would take /datasets/… and /settings/….

@@ -14,9 +14,11 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from yolostack.config import Settings
-from yolostack.core.errors import AppError, NotFound
+from yolostack.core.errors import AppError
 from yolostack.web.auth import (
     SignInRequired,
     login_url,
@@ -45,13 +47,17 @@ class PageRoute(APIRoute):
     """A route that answers in HTML when it fails: a missing session redirects to ``/login?next=…``; any
     other error is an error page with its status (the API's JSON shape is for API clients)."""
 
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # A path under the API that no API route took is the API's JSON 404, never a page (nor a 405 because a
+        # page's /{owner}/{project}/{model} has the path but not the method).
+        if scope.get("type") == "http" and str(scope.get("path", "")).startswith(NOT_PAGES):
+            return Match.NONE, {}
+        return super().matches(scope)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
-            if request.url.path.startswith(NOT_PAGES):
-                # An API-looking path no API route took (/{owner}/… matched it): the API's JSON 404.
-                raise NotFound(f"no route {request.method} {request.url.path}")
             try:
                 return await handle(request)
             except SignInRequired:
